@@ -1,0 +1,423 @@
+// Package client owns the caller's side of hose: Execute sends a job to a
+// broker and waits for the worker's answer or a typed error.
+//
+// A Client is safe for any number of goroutines. Calls are pipelined: one
+// goroutine owns the ZeroMQ DEALER sockets (one per broker endpoint), packs
+// every call queued since its last wake-up into one REQUEST batch, and hands
+// each answer back to its caller through a channel. Given several broker
+// endpoints, the client spreads calls over the live ones and fails over when
+// one goes away.
+package client
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/hose-project/hose/internal/wake"
+	"github.com/hose-project/hose/protocol"
+)
+
+// DefaultEndpoint is the broker frontend used when Config names none.
+const DefaultEndpoint = "tcp://127.0.0.1:5555"
+
+// Config configures a Client. Zero fields take the defaults of
+// DefaultConfig.
+type Config struct {
+	// Endpoints are broker frontends. Calls are spread over the live ones.
+	Endpoints []string
+	// DefaultTimeout bounds calls whose context has no deadline. Default 30s.
+	DefaultTimeout time.Duration
+	// ConnectTimeout is how long a call waits for a broker connection
+	// before it fails with ErrBrokerGone. Default 1s; a broker restarted
+	// within it loses none of the calls made meanwhile.
+	ConnectTimeout time.Duration
+	// HeartbeatInterval is how often the client pings an idle broker, and
+	// pings a broker holding its calls to notice a restart. Default 500ms.
+	HeartbeatInterval time.Duration
+	// Liveness is the number of silent intervals after which a broker that
+	// holds calls is declared gone. Default 4.
+	Liveness int
+	// MaxPayload is the largest payload Execute sends. Default 8 MiB.
+	MaxPayload int
+	// Logger receives the client's logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in.
+func DefaultConfig() Config {
+	return Config{
+		Endpoints:         []string{DefaultEndpoint},
+		DefaultTimeout:    30 * time.Second,
+		ConnectTimeout:    time.Second,
+		HeartbeatInterval: 500 * time.Millisecond,
+		Liveness:          4,
+		MaxPayload:        8 << 20,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if len(c.Endpoints) == 0 {
+		c.Endpoints = d.Endpoints
+	}
+	if c.DefaultTimeout <= 0 {
+		c.DefaultTimeout = d.DefaultTimeout
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = d.ConnectTimeout
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = d.HeartbeatInterval
+	}
+	if c.Liveness <= 0 {
+		c.Liveness = d.Liveness
+	}
+	if c.MaxPayload <= 0 {
+		c.MaxPayload = d.MaxPayload
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return c
+}
+
+// Validate reports a configuration the client cannot run with.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.HeartbeatInterval < 10*time.Millisecond {
+		return fmt.Errorf("client: heartbeat interval %v is under 10ms", c.HeartbeatInterval)
+	}
+	for _, ep := range c.Endpoints {
+		if ep == "" {
+			return fmt.Errorf("client: empty endpoint")
+		}
+	}
+	return nil
+}
+
+// Client sends jobs to hose brokers.
+type Client struct {
+	cfg   Config
+	zctx  *zmq.Context
+	waker *wake.Waker
+	eps   []*endpoint
+	done  chan struct{}
+	start time.Time
+
+	mu      sync.Mutex
+	queue   []*call // calls waiting for the owner
+	gaveUp  []*call // calls whose caller left
+	pings   []*pingReq
+	closing bool
+
+	// owner goroutine state
+	pending map[uint64]*call
+	nextID  uint64
+	rr      int
+	backlog []*call
+	waiters map[uint64]*pingReq
+}
+
+// BrokerInfo is a broker's answer to Ping.
+type BrokerInfo struct {
+	Endpoint string
+	PID      int
+	Host     string
+	Version  string
+	Instance uint64
+	Uptime   time.Duration
+	Workers  int
+	Queued   int
+	InFlight int
+	Draining bool
+	RTT      time.Duration
+}
+
+// Dial is New with default settings and the given broker endpoints.
+func Dial(endpoints ...string) (*Client, error) {
+	return New(Config{Endpoints: endpoints})
+}
+
+// New connects to the configured brokers. Connecting is asynchronous: New
+// does not fail because a broker is down; calls do, with ErrBrokerGone.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	zctx, err := zmq.NewContext()
+	if err != nil {
+		return nil, fmt.Errorf("client: zmq context: %w", err)
+	}
+	c := &Client{
+		cfg: cfg, zctx: zctx, done: make(chan struct{}), start: time.Now(),
+		pending: make(map[uint64]*call), waiters: make(map[uint64]*pingReq),
+	}
+	fail := func(err error) (*Client, error) {
+		for _, ep := range c.eps {
+			ep.sock.Close()
+		}
+		if c.waker != nil {
+			c.waker.Close()
+		}
+		zctx.Term()
+		return nil, err
+	}
+	for i, addr := range cfg.Endpoints {
+		ep, err := c.newEndpoint(i, addr)
+		if err != nil {
+			return fail(err)
+		}
+		c.eps = append(c.eps, ep)
+	}
+	if c.waker, err = wake.New(zctx); err != nil {
+		return fail(err)
+	}
+	go c.loop()
+	return c, nil
+}
+
+func (c *Client) newEndpoint(i int, addr string) (*endpoint, error) {
+	s, err := c.zctx.NewSocket(zmq.DEALER)
+	if err != nil {
+		return nil, fmt.Errorf("client: socket: %w", err)
+	}
+	_ = s.SetLinger(0)
+	// IMMEDIATE: a send fails at once when no connection is up, which is
+	// how the client tells "broker down" from "broker slow".
+	_ = s.SetImmediate(true)
+	_ = s.SetSndhwm(100000)
+	_ = s.SetRcvhwm(100000)
+	_ = s.SetReconnectIvl(100 * time.Millisecond)
+	_ = s.SetReconnectIvlMax(time.Second)
+	if err := s.Connect(addr); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("client: connect %s: %w", addr, err)
+	}
+	return &endpoint{idx: i, addr: addr, sock: s}, nil
+}
+
+// CallOption adjusts one Execute call.
+type CallOption func(*call)
+
+// WithService routes the job to the named service (default "default").
+func WithService(name string) CallOption {
+	return func(c *call) { c.service = name }
+}
+
+// WithHeader adds a header to the job; workers read it with Job.Header.
+func WithHeader(key, value string) CallOption {
+	return func(c *call) { c.headers = protocol.AppendHeader(c.headers, key, value) }
+}
+
+// WithTimeout bounds the call when it is shorter than the context's deadline.
+func WithTimeout(d time.Duration) CallOption {
+	return func(c *call) { c.timeout = d }
+}
+
+// Idempotent lets the broker run the job again on another worker when the
+// first one is lost mid-job, and the client resend it when its broker goes
+// away, as long as time remains.
+func Idempotent() CallOption {
+	return func(c *call) { c.flags |= protocol.FlagIdempotent }
+}
+
+// call is one Execute in flight. Fields written by the owner are read by the
+// caller only after receiving from done.
+type call struct {
+	payload  []byte
+	service  string
+	headers  []byte
+	timeout  time.Duration
+	flags    byte
+	deadline int64 // on the client's clock (ns since start)
+	enqueued int64
+	done     chan struct{}
+
+	// owner only
+	id        uint64
+	ep        *endpoint
+	sentSeq   uint64 // ep.sendSeq of the message that carried it
+	abandoned bool   // the caller left
+
+	// result
+	res []byte
+	err error
+	// Timing reported by the broker.
+	queueUS, serviceUS uint32
+}
+
+var callPool = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func (c *Client) now() int64 { return int64(time.Since(c.start)) }
+
+// Execute sends payload to a worker through the broker and returns the
+// worker's result. The deadline is the context's, or DefaultTimeout when it
+// has none (or WithTimeout when shorter). Errors match the Err* values of
+// this package with errors.Is; a worker's own error is a *WorkerError.
+// The returned slice is the caller's to keep.
+func (c *Client) Execute(ctx context.Context, payload []byte, opts ...CallOption) ([]byte, error) {
+	res, _, err := c.execute(ctx, payload, opts)
+	return res, err
+}
+
+// Timing is the broker's account of where a job spent its time.
+type Timing struct {
+	Queue   time.Duration // waiting in the broker for a worker
+	Service time.Duration // from dispatch to the worker's result
+}
+
+// ExecuteTimed is Execute that also returns the broker's timing of the job.
+func (c *Client) ExecuteTimed(ctx context.Context, payload []byte, opts ...CallOption) ([]byte, Timing, error) {
+	return c.execute(ctx, payload, opts)
+}
+
+func (c *Client) execute(ctx context.Context, payload []byte, opts []CallOption) ([]byte, Timing, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, Timing{}, ctxError(err)
+	}
+	if len(payload) > c.cfg.MaxPayload {
+		return nil, Timing{}, ErrTooLarge
+	}
+	cl := callPool.Get().(*call)
+	cl.payload = payload
+	for _, o := range opts {
+		o(cl)
+	}
+	if len(cl.service) > protocol.MaxServiceLen || len(cl.headers) > protocol.MaxHeadersLen {
+		c.recycle(cl)
+		return nil, Timing{}, fmt.Errorf("%w: service name or headers too long", ErrBadRequest)
+	}
+	now := c.now()
+	timeout := c.cfg.DefaultTimeout
+	if cl.timeout > 0 && cl.timeout < timeout {
+		timeout = cl.timeout
+	}
+	var timer *time.Timer
+	var timerC <-chan time.Time
+	if dl, ok := ctx.Deadline(); ok && (cl.timeout <= 0 || time.Until(dl) < cl.timeout) {
+		cl.deadline = now + int64(time.Until(dl))
+	} else {
+		cl.deadline = now + int64(timeout)
+		timer = getTimer(timeout)
+		timerC = timer.C
+	}
+	cl.enqueued = now
+
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		c.recycle(cl)
+		putTimer(timer)
+		return nil, Timing{}, ErrClosed
+	}
+	c.queue = append(c.queue, cl)
+	c.mu.Unlock()
+	c.waker.Signal()
+
+	select {
+	case <-cl.done:
+		putTimer(timer)
+		res, err := cl.res, cl.err
+		t := Timing{Queue: time.Duration(cl.queueUS) * time.Microsecond, Service: time.Duration(cl.serviceUS) * time.Microsecond}
+		c.recycle(cl)
+		return res, t, err
+	case <-ctx.Done():
+		putTimer(timer)
+		c.giveUp(cl)
+		return nil, Timing{}, ctxError(ctx.Err())
+	case <-timerC:
+		putTimer(timer)
+		c.giveUp(cl)
+		return nil, Timing{}, ErrTimeout
+	}
+}
+
+func ctxError(err error) error {
+	if err == context.DeadlineExceeded {
+		return ErrTimeout
+	}
+	return err
+}
+
+// recycle returns a finished call to the pool. A call whose caller gave up
+// is never recycled: the owner may still hold it.
+func (c *Client) recycle(cl *call) {
+	*cl = call{done: cl.done}
+	callPool.Put(cl)
+}
+
+func (c *Client) giveUp(cl *call) {
+	c.mu.Lock()
+	c.gaveUp = append(c.gaveUp, cl)
+	c.mu.Unlock()
+	c.waker.Signal()
+}
+
+var timerPool sync.Pool
+
+// getTimer returns a running timer. Since Go 1.23 a stopped timer's channel
+// holds no stale value, so timers can be reused safely.
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timerPool.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	if t != nil {
+		t.Stop()
+		timerPool.Put(t)
+	}
+}
+
+type pingReq struct {
+	nonce uint64
+	sent  int64
+	ep    *endpoint
+	reply chan BrokerInfo
+}
+
+// Ping asks a broker for its health: the first endpoint that answers wins.
+func (c *Client) Ping(ctx context.Context) (BrokerInfo, error) {
+	p := &pingReq{reply: make(chan BrokerInfo, len(c.eps))}
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return BrokerInfo{}, ErrClosed
+	}
+	c.pings = append(c.pings, p)
+	c.mu.Unlock()
+	c.waker.Signal()
+	timer := time.NewTimer(c.cfg.ConnectTimeout)
+	defer timer.Stop()
+	select {
+	case info := <-p.reply:
+		return info, nil
+	case <-ctx.Done():
+		return BrokerInfo{}, ctxError(ctx.Err())
+	case <-timer.C:
+		return BrokerInfo{}, ErrBrokerGone
+	case <-c.done:
+		return BrokerInfo{}, ErrClosed
+	}
+}
+
+// Close fails every pending call with ErrClosed and releases the sockets.
+// It is safe to call more than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closing = true
+	c.mu.Unlock()
+	c.waker.Signal()
+	<-c.done
+	return nil
+}

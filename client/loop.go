@@ -1,0 +1,436 @@
+package client
+
+import (
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/hose-project/hose/internal/zsock"
+	"github.com/hose-project/hose/protocol"
+)
+
+const (
+	drainMax = 256
+	batchMax = 256 << 10
+)
+
+var (
+	hdrRequest = protocol.Header(protocol.Client, protocol.CmdRequest)
+	hdrPing    = protocol.Header(protocol.Client, protocol.CmdPing)
+	hdrCancel  = protocol.Header(protocol.Client, protocol.CmdCancel)
+)
+
+// endpoint is one broker connection, owned by the loop goroutine.
+type endpoint struct {
+	idx       int
+	addr      string
+	sock      *zmq.Socket
+	out       []byte  // REQUEST batch being built
+	outCalls  []*call // the calls in out
+	cancels   []byte  // CANCEL body being built
+	heard     int64   // last message from the broker (0: never)
+	instance  uint64  // broker instance from its last PONG
+	pending   int     // calls sent and unanswered
+	sendSeq   uint64  // messages sent, for telling old calls from new
+	pingSeq   uint64  // sendSeq when the last PING left
+	pingSent  int64
+	downSince int64 // when a send last found no connection (0: fine)
+}
+
+// usable reports whether calls may be sent to ep now.
+func (ep *endpoint) usable() bool { return ep.downSince == 0 }
+
+func (c *Client) loop() {
+	defer close(c.done)
+	poller := zmq.NewPoller()
+	for _, ep := range c.eps {
+		poller.Add(ep.sock, zmq.POLLIN)
+	}
+	wakeIdx := len(c.eps)
+	poller.Add(c.waker.Socket(), zmq.POLLIN)
+	hb := int64(c.cfg.HeartbeatInterval)
+	tick := hb / 4
+	nextTick := c.now()
+	// Ping at once so a first call finds the connection state known.
+	for _, ep := range c.eps {
+		c.ping(ep, 0, c.now())
+	}
+	for {
+		now := c.now()
+		timeout := nextTick - now
+		if len(c.backlog) > 0 {
+			timeout = min(timeout, int64(5*time.Millisecond))
+		}
+		c.waker.Sleep()
+		c.mu.Lock()
+		if len(c.queue) > 0 || len(c.gaveUp) > 0 || len(c.pings) > 0 || c.closing {
+			timeout = 0
+		}
+		c.mu.Unlock()
+		polled, err := poller.PollAll(time.Duration(zsock.PollTimeout(timeout)))
+		c.waker.Awake()
+		if err != nil {
+			if zsock.IsTerm(err) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if polled[wakeIdx].Events&zmq.POLLIN != 0 {
+			c.waker.Drain()
+		}
+		now = c.now()
+		for i, ep := range c.eps {
+			if polled[i].Events&zmq.POLLIN != 0 {
+				c.drain(ep, now)
+			}
+		}
+		c.mu.Lock()
+		queue, gaveUp, pings, closing := c.queue, c.gaveUp, c.pings, c.closing
+		c.queue, c.gaveUp, c.pings = nil, nil, nil
+		c.mu.Unlock()
+		if closing {
+			c.shutdown(queue)
+			return
+		}
+		for _, cl := range gaveUp {
+			c.forget(cl)
+		}
+		for _, p := range pings {
+			c.startPing(p, now)
+		}
+		if len(c.backlog) > 0 {
+			backlog := c.backlog
+			c.backlog = nil
+			for _, cl := range backlog {
+				c.assign(cl, now)
+			}
+		}
+		for _, cl := range queue {
+			c.assign(cl, now)
+		}
+		if now >= nextTick {
+			c.tick(now)
+			nextTick = now + tick
+		}
+		c.flush(now)
+	}
+}
+
+// assign gives cl an endpoint and adds it to that endpoint's batch.
+func (c *Client) assign(cl *call, now int64) {
+	if now >= cl.deadline {
+		c.finish(cl, ErrTimeout)
+		return
+	}
+	if cl.abandoned {
+		return
+	}
+	ep := c.pick(now)
+	if ep == nil {
+		if now-cl.enqueued >= int64(c.cfg.ConnectTimeout) {
+			c.finish(cl, ErrBrokerGone)
+			return
+		}
+		c.backlog = append(c.backlog, cl)
+		return
+	}
+	if cl.id == 0 {
+		c.nextID++
+		cl.id = c.nextID
+	}
+	cl.ep = ep
+	left := (cl.deadline - now + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+	svc := cl.service
+	j := protocol.Job{ID: cl.id, TimeoutMS: uint32(min(left, 1<<32-1)), Flags: cl.flags, Headers: cl.headers, Payload: cl.payload}
+	if svc != "" {
+		j.Service = []byte(svc)
+	}
+	ep.out = protocol.AppendJob(ep.out, &j)
+	ep.outCalls = append(ep.outCalls, cl)
+	if len(ep.out) >= batchMax {
+		c.flushEndpoint(ep, now)
+	}
+}
+
+// pick returns the next usable endpoint, round robin, or nil. When none is
+// usable it probes the others (at most every few ms) so a broker that comes
+// back is used at once.
+func (c *Client) pick(now int64) *endpoint {
+	n := len(c.eps)
+	for i := 0; i < n; i++ {
+		ep := c.eps[(c.rr+i)%n]
+		if ep.usable() {
+			c.rr = (c.rr + i + 1) % n
+			return ep
+		}
+	}
+	for _, ep := range c.eps {
+		if now-ep.pingSent >= int64(5*time.Millisecond) && c.ping(ep, 0, now) {
+			return ep
+		}
+	}
+	return nil
+}
+
+func (c *Client) flush(now int64) {
+	for _, ep := range c.eps {
+		c.flushEndpoint(ep, now)
+		if len(ep.cancels) > 0 {
+			if zsock.Send(ep.sock, nil, hdrCancel, ep.cancels, zmq.DONTWAIT) == nil {
+				ep.sendSeq++
+			}
+			ep.cancels = ep.cancels[:0]
+		}
+	}
+}
+
+func (c *Client) flushEndpoint(ep *endpoint, now int64) {
+	if len(ep.outCalls) == 0 {
+		return
+	}
+	calls := ep.outCalls
+	err := zsock.Send(ep.sock, nil, hdrRequest, ep.out, zmq.DONTWAIT)
+	ep.out = trim(ep.out)
+	ep.outCalls = ep.outCalls[:0]
+	if err == nil {
+		ep.sendSeq++
+		ep.downSince = 0
+		for _, cl := range calls {
+			if cl.abandoned {
+				continue
+			}
+			cl.sentSeq = ep.sendSeq
+			c.pending[cl.id] = cl
+			ep.pending++
+		}
+		return
+	}
+	// No connection (IMMEDIATE) or a full pipe: this endpoint is down for
+	// now; the calls go to another one or wait in the backlog.
+	if ep.downSince == 0 {
+		ep.downSince = now
+		c.cfg.Logger.Debug("broker unreachable", "endpoint", ep.addr, "err", err)
+	}
+	for _, cl := range calls {
+		cl.ep = nil
+		c.backlog = append(c.backlog, cl)
+	}
+}
+
+func trim(b []byte) []byte {
+	if cap(b) > 4*batchMax {
+		return nil
+	}
+	return b[:0]
+}
+
+// drain reads what the broker sent on ep.
+func (c *Client) drain(ep *endpoint, now int64) {
+	var m zsock.Msg
+	for i := 0; i < drainMax; i++ {
+		if err := zsock.Recv(ep.sock, zmq.DONTWAIT, false, &m); err != nil {
+			return
+		}
+		cmd, err := protocol.ParseHeader(m.Header, protocol.Client)
+		if err != nil {
+			c.cfg.Logger.Warn("dropping malformed message from broker", "endpoint", ep.addr, "err", err)
+			continue
+		}
+		ep.heard = now
+		ep.downSince = 0
+		switch cmd {
+		case protocol.CmdReply:
+			c.replies(ep, m.Body)
+		case protocol.CmdPong:
+			c.pong(ep, m.Body, now)
+		case protocol.CmdError:
+			st, text, _ := protocol.DecodeError(m.Body)
+			c.cfg.Logger.Warn("broker reported an error", "endpoint", ep.addr, "status", st, "message", text)
+			if st == protocol.StatusUnsupportedVersion {
+				c.failEndpoint(ep, ErrUnsupportedVersion, ^uint64(0))
+			}
+		default:
+			c.cfg.Logger.Warn("dropping unknown command from broker", "endpoint", ep.addr, "command", cmd)
+		}
+	}
+}
+
+func (c *Client) replies(ep *endpoint, body []byte) {
+	var r protocol.Reply
+	for len(body) > 0 {
+		var err error
+		if body, err = protocol.NextReply(body, &r); err != nil {
+			c.cfg.Logger.Warn("dropping malformed reply batch", "endpoint", ep.addr, "err", err)
+			return
+		}
+		cl := c.pending[r.ID]
+		if cl == nil {
+			continue // the caller gave up; the answer is late
+		}
+		delete(c.pending, r.ID)
+		if cl.ep != nil {
+			cl.ep.pending--
+		}
+		cl.queueUS, cl.serviceUS = r.QueueUS, r.ServiceUS
+		if r.Status == protocol.StatusOK {
+			cl.res = r.Payload
+			cl.done <- struct{}{}
+		} else {
+			c.finish(cl, statusError(r.Status, r.Payload))
+		}
+	}
+}
+
+// finish ends a call with err. Owner only.
+func (c *Client) finish(cl *call, err error) {
+	if cl.id != 0 {
+		if _, ok := c.pending[cl.id]; ok {
+			delete(c.pending, cl.id)
+			if cl.ep != nil {
+				cl.ep.pending--
+			}
+		}
+	}
+	cl.err = err
+	cl.done <- struct{}{}
+}
+
+// forget drops a call whose caller left and tells its broker, which then
+// skips the job if it is still queued.
+func (c *Client) forget(cl *call) {
+	cl.abandoned = true
+	if cl.id == 0 || c.pending[cl.id] != cl {
+		return
+	}
+	delete(c.pending, cl.id)
+	if ep := cl.ep; ep != nil {
+		ep.pending--
+		ep.cancels = protocol.AppendU64(ep.cancels, cl.id)
+	}
+}
+
+// ping sends a PING; with IMMEDIATE set, whether the send goes through
+// tells whether a connection is up.
+func (c *Client) ping(ep *endpoint, nonce uint64, now int64) bool {
+	ep.pingSent = now
+	if zsock.Send(ep.sock, nil, hdrPing, protocol.AppendU64(nil, nonce), zmq.DONTWAIT) == nil {
+		ep.sendSeq++
+		ep.pingSeq = ep.sendSeq
+		ep.downSince = 0
+		return true
+	}
+	if ep.downSince == 0 {
+		ep.downSince = now
+	}
+	return false
+}
+
+func (c *Client) startPing(p *pingReq, now int64) {
+	c.nextID++
+	p.nonce = c.nextID
+	p.sent = now
+	c.waiters[p.nonce] = p
+	for _, ep := range c.eps {
+		c.ping(ep, p.nonce, now)
+	}
+}
+
+func (c *Client) pong(ep *endpoint, body []byte, now int64) {
+	pong, err := protocol.DecodePong(body)
+	if err != nil {
+		return
+	}
+	if ep.instance != 0 && pong.Instance != ep.instance {
+		// The broker restarted: calls sent before this PING went to the old
+		// process and will never be answered.
+		c.cfg.Logger.Info("broker restarted", "endpoint", ep.addr)
+		c.failEndpoint(ep, ErrBrokerGone, ep.pingSeq)
+	}
+	ep.instance = pong.Instance
+	if p := c.waiters[pong.Nonce]; p != nil && pong.Nonce != 0 {
+		delete(c.waiters, pong.Nonce)
+		p.reply <- BrokerInfo{
+			Endpoint: ep.addr, PID: int(pong.PID), Host: pong.Host, Version: pong.Version,
+			Instance: pong.Instance, Uptime: time.Duration(pong.UptimeMS) * time.Millisecond,
+			Workers: int(pong.Workers), Queued: int(pong.Queued), InFlight: int(pong.InFlight),
+			Draining: pong.Draining, RTT: time.Duration(now - p.sent),
+		}
+	}
+}
+
+// failEndpoint ends the calls sent on ep before send number seq: idempotent
+// ones are sent again if time remains, the others fail with err.
+func (c *Client) failEndpoint(ep *endpoint, err error, seq uint64) {
+	now := c.now()
+	for id, cl := range c.pending {
+		if cl.ep != ep || cl.sentSeq == 0 || cl.sentSeq >= seq {
+			continue
+		}
+		delete(c.pending, id)
+		ep.pending--
+		if cl.flags&protocol.FlagIdempotent != 0 && err == ErrBrokerGone && cl.deadline > now {
+			cl.id, cl.ep, cl.sentSeq = 0, nil, 0
+			cl.enqueued = now
+			c.backlog = append(c.backlog, cl)
+			continue
+		}
+		cl.err = err
+		cl.done <- struct{}{}
+	}
+}
+
+// tick pings brokers and declares silent ones gone.
+func (c *Client) tick(now int64) {
+	hb := int64(c.cfg.HeartbeatInterval)
+	for _, ep := range c.eps {
+		switch {
+		case ep.pending > 0 && ep.pingSent > ep.heard && now-ep.heard > hb*int64(c.cfg.Liveness):
+			c.cfg.Logger.Info("broker silent, failing its calls", "endpoint", ep.addr)
+			c.failEndpoint(ep, ErrBrokerGone, ^uint64(0))
+		case ep.pending > 0 && ep.downSince != 0 && now-ep.heard > hb:
+			// The connection dropped: what was sent on it is lost.
+			c.cfg.Logger.Info("broker connection lost, failing its calls", "endpoint", ep.addr)
+			c.failEndpoint(ep, ErrBrokerGone, ^uint64(0))
+		}
+		// A broker holding calls is pinged every tick so a restart shows
+		// within one; an idle one once per interval.
+		if (ep.pending > 0 && now-ep.pingSent >= hb/4) || now-ep.pingSent >= hb {
+			c.ping(ep, 0, now)
+		}
+	}
+	for nonce, p := range c.waiters {
+		if now-p.sent > int64(c.cfg.ConnectTimeout) {
+			delete(c.waiters, nonce)
+		}
+	}
+}
+
+// shutdown fails everything with ErrClosed and closes the sockets.
+func (c *Client) shutdown(queue []*call) {
+	for _, cl := range queue {
+		cl.err = ErrClosed
+		cl.done <- struct{}{}
+	}
+	for _, cl := range c.backlog {
+		cl.err = ErrClosed
+		cl.done <- struct{}{}
+	}
+	c.backlog = nil
+	for id, cl := range c.pending {
+		delete(c.pending, id)
+		cl.err = ErrClosed
+		cl.done <- struct{}{}
+	}
+	for _, ep := range c.eps {
+		// Calls batched but not yet sent (none unless a flush was cut short).
+		for _, cl := range ep.outCalls {
+			cl.err = ErrClosed
+			cl.done <- struct{}{}
+		}
+		ep.outCalls = nil
+		ep.sock.Close()
+	}
+	c.waker.Close()
+	c.zctx.Term()
+}
