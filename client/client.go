@@ -299,14 +299,13 @@ func (c *Client) execute(ctx context.Context, payload []byte, opts []CallOption)
 	if cl.timeout > 0 && cl.timeout < timeout {
 		timeout = cl.timeout
 	}
-	var timer *time.Timer
-	var timerC <-chan time.Time
+	// The owner goroutine enforces every call's deadline (see sweep), so a
+	// caller needs no timer of its own: it waits for its answer and, when
+	// the context can end early, for the context.
 	if dl, ok := ctx.Deadline(); ok && (cl.timeout <= 0 || time.Until(dl) < cl.timeout) {
 		cl.deadline = now + int64(time.Until(dl))
 	} else {
 		cl.deadline = now + int64(timeout)
-		timer = getTimer(timeout)
-		timerC = timer.C
 	}
 	cl.enqueued = now
 
@@ -314,29 +313,26 @@ func (c *Client) execute(ctx context.Context, payload []byte, opts []CallOption)
 	if c.closing {
 		c.mu.Unlock()
 		c.recycle(cl)
-		putTimer(timer)
 		return nil, Timing{}, ErrClosed
 	}
 	c.queue = append(c.queue, cl)
 	c.mu.Unlock()
 	c.waker.Signal()
 
-	select {
-	case <-cl.done:
-		putTimer(timer)
-		res, err := cl.res, cl.err
-		t := Timing{Queue: time.Duration(cl.queueUS) * time.Microsecond, Service: time.Duration(cl.serviceUS) * time.Microsecond}
-		c.recycle(cl)
-		return res, t, err
-	case <-ctx.Done():
-		putTimer(timer)
-		c.giveUp(cl)
-		return nil, Timing{}, ctxError(ctx.Err())
-	case <-timerC:
-		putTimer(timer)
-		c.giveUp(cl)
-		return nil, Timing{}, ErrTimeout
+	if done := ctx.Done(); done != nil {
+		select {
+		case <-cl.done:
+		case <-done:
+			c.giveUp(cl)
+			return nil, Timing{}, ctxError(ctx.Err())
+		}
+	} else {
+		<-cl.done
 	}
+	res, err := cl.res, cl.err
+	t := Timing{Queue: time.Duration(cl.queueUS) * time.Microsecond, Service: time.Duration(cl.serviceUS) * time.Microsecond}
+	c.recycle(cl)
+	return res, t, err
 }
 
 func ctxError(err error) error {
@@ -358,25 +354,6 @@ func (c *Client) giveUp(cl *call) {
 	c.gaveUp = append(c.gaveUp, cl)
 	c.mu.Unlock()
 	c.waker.Signal()
-}
-
-var timerPool sync.Pool
-
-// getTimer returns a running timer. Since Go 1.23 a stopped timer's channel
-// holds no stale value, so timers can be reused safely.
-func getTimer(d time.Duration) *time.Timer {
-	if t, ok := timerPool.Get().(*time.Timer); ok {
-		t.Reset(d)
-		return t
-	}
-	return time.NewTimer(d)
-}
-
-func putTimer(t *time.Timer) {
-	if t != nil {
-		t.Stop()
-		timerPool.Put(t)
-	}
 }
 
 type pingReq struct {

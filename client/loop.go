@@ -1,6 +1,7 @@
 package client
 
 import (
+	"runtime"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -80,10 +81,16 @@ func (c *Client) loop() {
 			c.waker.Drain()
 		}
 		now = c.now()
+		delivered := 0
 		for i, ep := range c.eps {
 			if polled[i].Events&zmq.POLLIN != 0 {
-				c.drain(ep, now)
+				delivered += c.drain(ep, now)
 			}
+		}
+		if delivered > 0 {
+			// Let the callers just answered run and queue their next calls,
+			// so they leave in one batch instead of one wake-up each.
+			runtime.Gosched()
 		}
 		c.mu.Lock()
 		queue, gaveUp, pings, closing := c.queue, c.gaveUp, c.pings, c.closing
@@ -225,12 +232,13 @@ func trim(b []byte) []byte {
 	return b[:0]
 }
 
-// drain reads what the broker sent on ep.
-func (c *Client) drain(ep *endpoint, now int64) {
+// drain reads what the broker sent on ep and returns the number of calls
+// answered.
+func (c *Client) drain(ep *endpoint, now int64) (answered int) {
 	var m zsock.Msg
 	for i := 0; i < drainMax; i++ {
 		if err := zsock.Recv(ep.sock, zmq.DONTWAIT, false, &m); err != nil {
-			return
+			return answered
 		}
 		cmd, err := protocol.ParseHeader(m.Header, protocol.Client)
 		if err != nil {
@@ -241,7 +249,7 @@ func (c *Client) drain(ep *endpoint, now int64) {
 		ep.downSince = 0
 		switch cmd {
 		case protocol.CmdReply:
-			c.replies(ep, m.Body)
+			answered += c.replies(ep, m.Body)
 		case protocol.CmdPong:
 			c.pong(ep, m.Body, now)
 		case protocol.CmdError:
@@ -254,16 +262,18 @@ func (c *Client) drain(ep *endpoint, now int64) {
 			c.cfg.Logger.Warn("dropping unknown command from broker", "endpoint", ep.addr, "command", cmd)
 		}
 	}
+	return answered
 }
 
-func (c *Client) replies(ep *endpoint, body []byte) {
+func (c *Client) replies(ep *endpoint, body []byte) (answered int) {
 	var r protocol.Reply
 	for len(body) > 0 {
 		var err error
 		if body, err = protocol.NextReply(body, &r); err != nil {
 			c.cfg.Logger.Warn("dropping malformed reply batch", "endpoint", ep.addr, "err", err)
-			return
+			return answered
 		}
+		answered++
 		cl := c.pending[r.ID]
 		if cl == nil {
 			continue // the caller gave up; the answer is late
@@ -280,6 +290,7 @@ func (c *Client) replies(ep *endpoint, body []byte) {
 			c.finish(cl, statusError(r.Status, r.Payload))
 		}
 	}
+	return answered
 }
 
 // finish ends a call with err. Owner only.
@@ -399,9 +410,27 @@ func (c *Client) tick(now int64) {
 			c.ping(ep, 0, now)
 		}
 	}
+	c.sweep(now)
 	for nonce, p := range c.waiters {
 		if now-p.sent > int64(c.cfg.ConnectTimeout) {
 			delete(c.waiters, nonce)
+		}
+	}
+}
+
+// sweep ends calls whose deadline has passed. The broker answers them
+// itself at the deadline; this is what keeps a caller without a context
+// deadline from waiting forever on a broker that does not.
+func (c *Client) sweep(now int64) {
+	for id, cl := range c.pending {
+		if now >= cl.deadline {
+			delete(c.pending, id)
+			if cl.ep != nil {
+				cl.ep.pending--
+				cl.ep.cancels = protocol.AppendU64(cl.ep.cancels, id)
+			}
+			cl.err = ErrTimeout
+			cl.done <- struct{}{}
 		}
 	}
 }

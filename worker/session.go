@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,7 @@ type session struct {
 	retryAt    int64 // when to reconnect (0: connected)
 	backoff    time.Duration
 	running    int
+	handed     int // jobs handed to the pool this iteration
 	overflow   []*task
 	jobsDone   int
 	retireAt   int64
@@ -228,6 +230,12 @@ func (s *session) loop() error {
 				return err
 			}
 		}
+		if s.handed > 0 {
+			// Let the handlers just given jobs run, so fast jobs' results
+			// leave in this iteration's batch rather than after a wake-up.
+			s.handed = 0
+			runtime.Gosched()
+		}
 		s.sendResults(now)
 		if s.stopReq.Load() && !s.stopping {
 			s.beginStop(nil, now, "stop requested")
@@ -351,6 +359,7 @@ func (s *session) jobs(body []byte, now int64) {
 			t.job.Service = protocol.DefaultService
 		}
 		s.running++
+		s.handed++
 		if len(s.overflow) == 0 {
 			select {
 			case s.tasks <- t:
