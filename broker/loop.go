@@ -216,6 +216,7 @@ func (b *Broker) fromClient(m *zsock.Msg, now int64) {
 // cancel records that the caller of reqID left. A queued job is dropped when
 // it reaches the head of its queue; a running one's reply is not sent.
 func (b *Broker) cancel(cl *client, reqID uint64) {
+	b.counters.CancelsSeen++
 	if cl.pending == 0 {
 		return
 	}

@@ -16,6 +16,7 @@ type Counters struct {
 	Requeued      uint64 // idempotent jobs run again after their worker was lost
 	Late          uint64 // results for jobs already answered or unknown
 	Cancelled     uint64 // queued jobs dropped because their caller left
+	CancelsSeen   uint64 // request ids received in CANCEL messages
 	Malformed     uint64 // messages dropped or refused as malformed
 	UnknownWorker uint64 // messages from unregistered workers (answered DISCONNECT)
 	Unroutable    uint64 // replies that could not be delivered to their client

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -161,7 +162,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	fail := func(err error) (*Client, error) {
 		for _, ep := range c.eps {
-			ep.sock.Close()
+			ep.close()
 		}
 		if c.waker != nil {
 			c.waker.Close()
@@ -183,24 +184,42 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
+var monSeq atomic.Uint64
+
 func (c *Client) newEndpoint(i int, addr string) (*endpoint, error) {
 	s, err := c.zctx.NewSocket(zmq.DEALER)
 	if err != nil {
 		return nil, fmt.Errorf("client: socket: %w", err)
 	}
+	ep := &endpoint{idx: i, addr: addr, sock: s}
 	_ = s.SetLinger(0)
-	// IMMEDIATE: a send fails at once when no connection is up, which is
-	// how the client tells "broker down" from "broker slow".
-	_ = s.SetImmediate(true)
 	_ = s.SetSndhwm(100000)
 	_ = s.SetRcvhwm(100000)
 	_ = s.SetReconnectIvl(100 * time.Millisecond)
 	_ = s.SetReconnectIvlMax(time.Second)
+	// Connection state comes from libzmq's socket monitor: a DISCONNECTED
+	// event means every call sent on that connection is lost (replies
+	// cannot reach a new connection), which is how the client tells
+	// "broker gone" from "broker slow" at once.
+	monEP := fmt.Sprintf("inproc://hose-client-mon-%d", monSeq.Add(1))
+	if err := s.Monitor(monEP, zmq.EVENT_CONNECTED|zmq.EVENT_DISCONNECTED); err != nil {
+		ep.close()
+		return nil, fmt.Errorf("client: monitor: %w", err)
+	}
+	if ep.mon, err = c.zctx.NewSocket(zmq.PAIR); err != nil {
+		ep.close()
+		return nil, fmt.Errorf("client: monitor socket: %w", err)
+	}
+	_ = ep.mon.SetLinger(0)
+	if err := ep.mon.Connect(monEP); err != nil {
+		ep.close()
+		return nil, fmt.Errorf("client: monitor connect: %w", err)
+	}
 	if err := s.Connect(addr); err != nil {
-		s.Close()
+		ep.close()
 		return nil, fmt.Errorf("client: connect %s: %w", addr, err)
 	}
-	return &endpoint{idx: i, addr: addr, sock: s}, nil
+	return ep, nil
 }
 
 // CallOption adjusts one Execute call.
@@ -243,7 +262,7 @@ type call struct {
 	// owner only
 	id        uint64
 	ep        *endpoint
-	sentSeq   uint64 // ep.sendSeq of the message that carried it
+	conn      uint64 // ep.conn when it was sent
 	abandoned bool   // the caller left
 
 	// result

@@ -26,36 +26,43 @@ type endpoint struct {
 	idx       int
 	addr      string
 	sock      *zmq.Socket
+	mon       *zmq.Socket // socket monitor events of sock
+	connected bool
+	silent    bool    // connected, but the broker stopped answering
+	conn      uint64  // connection generation, +1 per connect
 	out       []byte  // REQUEST batch being built
 	outCalls  []*call // the calls in out
 	cancels   []byte  // CANCEL body being built
-	heard     int64   // last message from the broker (0: never)
+	heard     int64   // last message from the broker
 	instance  uint64  // broker instance from its last PONG
 	pending   int     // calls sent and unanswered
-	sendSeq   uint64  // messages sent, for telling old calls from new
-	pingSeq   uint64  // sendSeq when the last PING left
 	pingSent  int64
-	downSince int64 // when a send last found no connection (0: fine)
 }
 
 // usable reports whether calls may be sent to ep now.
-func (ep *endpoint) usable() bool { return ep.downSince == 0 }
+func (ep *endpoint) usable() bool { return ep.connected && !ep.silent }
+
+func (ep *endpoint) close() {
+	if ep.mon != nil {
+		ep.mon.Close()
+	}
+	if ep.sock != nil {
+		ep.sock.Close()
+	}
+}
 
 func (c *Client) loop() {
 	defer close(c.done)
 	poller := zmq.NewPoller()
 	for _, ep := range c.eps {
 		poller.Add(ep.sock, zmq.POLLIN)
+		poller.Add(ep.mon, zmq.POLLIN)
 	}
-	wakeIdx := len(c.eps)
+	wakeIdx := 2 * len(c.eps)
 	poller.Add(c.waker.Socket(), zmq.POLLIN)
 	hb := int64(c.cfg.HeartbeatInterval)
 	tick := hb / 4
 	nextTick := c.now()
-	// Ping at once so a first call finds the connection state known.
-	for _, ep := range c.eps {
-		c.ping(ep, 0, c.now())
-	}
 	for {
 		now := c.now()
 		timeout := nextTick - now
@@ -83,7 +90,10 @@ func (c *Client) loop() {
 		now = c.now()
 		delivered := 0
 		for i, ep := range c.eps {
-			if polled[i].Events&zmq.POLLIN != 0 {
+			if polled[2*i+1].Events&zmq.POLLIN != 0 {
+				c.events(ep, now)
+			}
+			if polled[2*i].Events&zmq.POLLIN != 0 {
 				delivered += c.drain(ep, now)
 			}
 		}
@@ -133,7 +143,7 @@ func (c *Client) assign(cl *call, now int64) {
 	if cl.abandoned {
 		return
 	}
-	ep := c.pick(now)
+	ep := c.pick()
 	if ep == nil {
 		if now-cl.enqueued >= int64(c.cfg.ConnectTimeout) {
 			c.finish(cl, ErrBrokerGone)
@@ -160,20 +170,13 @@ func (c *Client) assign(cl *call, now int64) {
 	}
 }
 
-// pick returns the next usable endpoint, round robin, or nil. When none is
-// usable it probes the others (at most every few ms) so a broker that comes
-// back is used at once.
-func (c *Client) pick(now int64) *endpoint {
+// pick returns the next usable endpoint, round robin, or nil.
+func (c *Client) pick() *endpoint {
 	n := len(c.eps)
 	for i := 0; i < n; i++ {
 		ep := c.eps[(c.rr+i)%n]
 		if ep.usable() {
 			c.rr = (c.rr + i + 1) % n
-			return ep
-		}
-	}
-	for _, ep := range c.eps {
-		if now-ep.pingSent >= int64(5*time.Millisecond) && c.ping(ep, 0, now) {
 			return ep
 		}
 	}
@@ -184,8 +187,8 @@ func (c *Client) flush(now int64) {
 	for _, ep := range c.eps {
 		c.flushEndpoint(ep, now)
 		if len(ep.cancels) > 0 {
-			if zsock.Send(ep.sock, nil, hdrCancel, ep.cancels, zmq.DONTWAIT) == nil {
-				ep.sendSeq++
+			if ep.connected {
+				_ = zsock.Send(ep.sock, nil, hdrCancel, ep.cancels, zmq.DONTWAIT)
 			}
 			ep.cancels = ep.cancels[:0]
 		}
@@ -201,24 +204,19 @@ func (c *Client) flushEndpoint(ep *endpoint, now int64) {
 	ep.out = trim(ep.out)
 	ep.outCalls = ep.outCalls[:0]
 	if err == nil {
-		ep.sendSeq++
-		ep.downSince = 0
 		for _, cl := range calls {
 			if cl.abandoned {
 				continue
 			}
-			cl.sentSeq = ep.sendSeq
+			cl.conn = ep.conn
 			c.pending[cl.id] = cl
 			ep.pending++
 		}
 		return
 	}
-	// No connection (IMMEDIATE) or a full pipe: this endpoint is down for
-	// now; the calls go to another one or wait in the backlog.
-	if ep.downSince == 0 {
-		ep.downSince = now
-		c.cfg.Logger.Debug("broker unreachable", "endpoint", ep.addr, "err", err)
-	}
+	// A full pipe (the broker does not read): these calls wait in the
+	// backlog and go to another broker or here again shortly.
+	c.cfg.Logger.Debug("send to broker failed", "endpoint", ep.addr, "err", err)
 	for _, cl := range calls {
 		cl.ep = nil
 		c.backlog = append(c.backlog, cl)
@@ -246,7 +244,7 @@ func (c *Client) drain(ep *endpoint, now int64) (answered int) {
 			continue
 		}
 		ep.heard = now
-		ep.downSince = 0
+		ep.silent = false
 		switch cmd {
 		case protocol.CmdReply:
 			answered += c.replies(ep, m.Body)
@@ -256,7 +254,7 @@ func (c *Client) drain(ep *endpoint, now int64) (answered int) {
 			st, text, _ := protocol.DecodeError(m.Body)
 			c.cfg.Logger.Warn("broker reported an error", "endpoint", ep.addr, "status", st, "message", text)
 			if st == protocol.StatusUnsupportedVersion {
-				c.failEndpoint(ep, ErrUnsupportedVersion, ^uint64(0))
+				c.failEndpoint(ep, ErrUnsupportedVersion)
 			}
 		default:
 			c.cfg.Logger.Warn("dropping unknown command from broker", "endpoint", ep.addr, "command", cmd)
@@ -321,20 +319,39 @@ func (c *Client) forget(cl *call) {
 	}
 }
 
-// ping sends a PING; with IMMEDIATE set, whether the send goes through
-// tells whether a connection is up.
-func (c *Client) ping(ep *endpoint, nonce uint64, now int64) bool {
+// events applies socket monitor events: a new connection, or a lost one,
+// whose calls can no longer be answered.
+func (c *Client) events(ep *endpoint, now int64) {
+	for i := 0; i < drainMax; i++ {
+		ev, _, _, err := ep.mon.RecvEvent(zmq.DONTWAIT)
+		if err != nil {
+			return
+		}
+		switch ev {
+		case zmq.EVENT_CONNECTED:
+			ep.conn++
+			ep.connected = true
+			ep.silent = false
+			ep.heard = now
+			c.ping(ep, 0, now)
+		case zmq.EVENT_DISCONNECTED:
+			ep.connected = false
+			// Answers that arrived before the connection closed are still
+			// queued in the socket: take them before failing the rest.
+			c.drain(ep, now)
+			if ep.pending > 0 {
+				c.cfg.Logger.Info("broker connection lost, failing its calls", "endpoint", ep.addr, "calls", ep.pending)
+				c.failEndpoint(ep, ErrBrokerGone)
+			}
+		}
+	}
+}
+
+func (c *Client) ping(ep *endpoint, nonce uint64, now int64) {
 	ep.pingSent = now
-	if zsock.Send(ep.sock, nil, hdrPing, protocol.AppendU64(nil, nonce), zmq.DONTWAIT) == nil {
-		ep.sendSeq++
-		ep.pingSeq = ep.sendSeq
-		ep.downSince = 0
-		return true
+	if ep.connected {
+		_ = zsock.Send(ep.sock, nil, hdrPing, protocol.AppendU64(nil, nonce), zmq.DONTWAIT)
 	}
-	if ep.downSince == 0 {
-		ep.downSince = now
-	}
-	return false
 }
 
 func (c *Client) startPing(p *pingReq, now int64) {
@@ -352,12 +369,6 @@ func (c *Client) pong(ep *endpoint, body []byte, now int64) {
 	if err != nil {
 		return
 	}
-	if ep.instance != 0 && pong.Instance != ep.instance {
-		// The broker restarted: calls sent before this PING went to the old
-		// process and will never be answered.
-		c.cfg.Logger.Info("broker restarted", "endpoint", ep.addr)
-		c.failEndpoint(ep, ErrBrokerGone, ep.pingSeq)
-	}
 	ep.instance = pong.Instance
 	if p := c.waiters[pong.Nonce]; p != nil && pong.Nonce != 0 {
 		delete(c.waiters, pong.Nonce)
@@ -370,18 +381,18 @@ func (c *Client) pong(ep *endpoint, body []byte, now int64) {
 	}
 }
 
-// failEndpoint ends the calls sent on ep before send number seq: idempotent
-// ones are sent again if time remains, the others fail with err.
-func (c *Client) failEndpoint(ep *endpoint, err error, seq uint64) {
+// failEndpoint ends the calls pending on ep: idempotent ones are sent again
+// (here or elsewhere) if time remains, the others fail with err.
+func (c *Client) failEndpoint(ep *endpoint, err error) {
 	now := c.now()
 	for id, cl := range c.pending {
-		if cl.ep != ep || cl.sentSeq == 0 || cl.sentSeq >= seq {
+		if cl.ep != ep {
 			continue
 		}
 		delete(c.pending, id)
 		ep.pending--
 		if cl.flags&protocol.FlagIdempotent != 0 && err == ErrBrokerGone && cl.deadline > now {
-			cl.id, cl.ep, cl.sentSeq = 0, nil, 0
+			cl.id, cl.ep, cl.conn = 0, nil, 0
 			cl.enqueued = now
 			c.backlog = append(c.backlog, cl)
 			continue
@@ -395,17 +406,18 @@ func (c *Client) failEndpoint(ep *endpoint, err error, seq uint64) {
 func (c *Client) tick(now int64) {
 	hb := int64(c.cfg.HeartbeatInterval)
 	for _, ep := range c.eps {
-		switch {
-		case ep.pending > 0 && ep.pingSent > ep.heard && now-ep.heard > hb*int64(c.cfg.Liveness):
-			c.cfg.Logger.Info("broker silent, failing its calls", "endpoint", ep.addr)
-			c.failEndpoint(ep, ErrBrokerGone, ^uint64(0))
-		case ep.pending > 0 && ep.downSince != 0 && now-ep.heard > hb:
-			// The connection dropped: what was sent on it is lost.
-			c.cfg.Logger.Info("broker connection lost, failing its calls", "endpoint", ep.addr)
-			c.failEndpoint(ep, ErrBrokerGone, ^uint64(0))
+		if !ep.connected {
+			continue
 		}
-		// A broker holding calls is pinged every tick so a restart shows
-		// within one; an idle one once per interval.
+		if ep.pending > 0 && !ep.silent && ep.pingSent > ep.heard && now-ep.heard > hb*int64(c.cfg.Liveness) {
+			// Connected but mute (stopped, or wedged): its calls will not
+			// be answered, and new ones go elsewhere until it speaks.
+			c.cfg.Logger.Info("broker silent, failing its calls", "endpoint", ep.addr, "calls", ep.pending)
+			ep.silent = true
+			c.failEndpoint(ep, ErrBrokerGone)
+		}
+		// A broker holding calls is pinged every tick so silence shows
+		// within the liveness window; an idle one once per interval.
 		if (ep.pending > 0 && now-ep.pingSent >= hb/4) || now-ep.pingSent >= hb {
 			c.ping(ep, 0, now)
 		}
@@ -458,7 +470,7 @@ func (c *Client) shutdown(queue []*call) {
 			cl.done <- struct{}{}
 		}
 		ep.outCalls = nil
-		ep.sock.Close()
+		ep.close()
 	}
 	c.waker.Close()
 	c.zctx.Term()

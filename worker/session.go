@@ -157,7 +157,6 @@ func (s *session) connect(now int64) error {
 		return err
 	}
 	_ = sock.SetLinger(100 * time.Millisecond)
-	_ = sock.SetImmediate(true)
 	_ = sock.SetSndhwm(100000)
 	_ = sock.SetRcvhwm(100000)
 	_ = sock.SetReconnectIvl(100 * time.Millisecond)
@@ -258,10 +257,6 @@ func (s *session) loop() error {
 				return err
 			}
 			nextTick = now + s.hb/4
-			if !s.registered {
-				// Registering: retry READY briskly until the broker answers.
-				nextTick = now + min(s.hb/4, int64(20*time.Millisecond))
-			}
 		}
 	}
 }
@@ -521,15 +516,13 @@ func (s *session) tick(now int64) (done bool, err error) {
 		s.backoff = min(2*s.backoff, s.cfg.ReconnectMax)
 		return false, nil
 	}
-	if !s.registered && s.retryAt == 0 {
-		s.register(now)
-	} else if now-s.lastSent >= s.hb {
+	if now-s.lastSent >= s.hb {
 		if s.registered {
 			s.send(hdrHeartbeat, nil, now)
 		} else {
-			// READY got no WELCOME yet (broker not up): ask again. With
-			// IMMEDIATE set, READY is never queued on a dead connection, so
-			// the broker does not receive a pile of them later.
+			// READY got no WELCOME yet: ask again once per interval. A
+			// READY queued while the broker is unreachable is delivered on
+			// connect; the broker answers repeats with WELCOME again.
 			s.register(now)
 		}
 	}
