@@ -47,18 +47,18 @@ type brokerFlags struct {
 // cluster gives to its workers instead.
 func (f *brokerFlags) register(fs *flag.FlagSet, allowList bool) {
 	d := broker.DefaultConfig()
-	fs.StringVar(&f.frontend, "frontend", d.Frontend, "endpoint clients connect to (tcp://HOST:PORT or ipc://PATH)")
-	fs.StringVar(&f.backend, "backend", d.Backend, "endpoint workers connect to (tcp://HOST:PORT or ipc://PATH)")
+	fs.StringVar(&f.frontend, "frontend", d.Frontend, "the `ENDPOINT` clients connect to (tcp://HOST:PORT or ipc://PATH)")
+	fs.StringVar(&f.backend, "backend", d.Backend, "the `ENDPOINT` workers connect to (tcp://HOST:PORT or ipc://PATH)")
 	fs.DurationVar(&f.heartbeat, "heartbeat", d.HeartbeatInterval, "heartbeat interval between broker and workers (workers adopt it)")
 	fs.IntVar(&f.liveness, "liveness", d.Liveness, "silent heartbeat intervals after which a worker is lost (2..255)")
 	fs.DurationVar(&f.timeout, "timeout", d.DefaultTimeout, "timeout of requests that carry none")
 	fs.DurationVar(&f.noWorkerWait, "no-worker-wait", d.NoWorkerWait, `how long a job waits for a service with no worker before "no worker"`)
 	fs.IntVar(&f.maxQueue, "max-queue", d.MaxQueue, `jobs a service may queue; one more is answered "busy"`)
 	f.maxPayload = byteSize(d.MaxPayload)
-	fs.Var(&f.maxPayload, "max-payload", "largest job payload accepted (bytes, or with KiB/MiB/GiB)")
+	fs.Var(&f.maxPayload, "max-payload", "largest job payload accepted: a `SIZE` in bytes or with KiB, MiB or GiB")
 	fs.DurationVar(&f.slowGrace, "slow-grace", d.SlowGrace, "how long past a job's deadline a worker may hold it before it is dropped as slow")
 	if allowList {
-		fs.Var(&f.services, "service", "a service to route, repeatable; requests for others are refused (default: any)")
+		fs.Var(&f.services, "service", "a service `NAME` to route, repeatable; requests for others are refused (default: any)")
 	}
 	fs.BoolVar(&f.skipCheck, "skip-check", false, "skip the check for a broker already answering on -frontend")
 	fs.DurationVar(&f.checkTimeout, "check-timeout", d.CheckTimeout, "how long the check waits for a running broker's answer")

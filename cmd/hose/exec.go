@@ -45,14 +45,14 @@ type execCmd struct {
 
 func (c *execCmd) register(fs *flag.FlagSet) {
 	d := client.DefaultConfig()
-	fs.StringVar(&c.frontend, "frontend", client.DefaultEndpoint, "the broker's frontend endpoint")
-	fs.StringVar(&c.service, "service", "", "the service to send the job to (default: default)")
+	fs.StringVar(&c.frontend, "frontend", client.DefaultEndpoint, "the broker's frontend `ENDPOINT`")
+	fs.StringVar(&c.service, "service", "", "the service `NAME` to send the job to (default: default)")
 	fs.DurationVar(&c.timeout, "timeout", d.DefaultTimeout, "how long to wait for the result")
 	fs.DurationVar(&c.connectTimeout, "connect-timeout", d.ConnectTimeout, "how long to wait for a broker connection")
-	fs.Var(&c.headers, "header", "a key=value job header, repeatable")
+	fs.Var(&c.headers, "header", "a `KEY=VALUE` job header, repeatable")
 	fs.BoolVar(&c.idempotent, "idempotent", false, "let the broker run the job again elsewhere if its worker is lost")
 	c.maxPayload = byteSize(d.MaxPayload)
-	fs.Var(&c.maxPayload, "max-payload", "largest payload to send (bytes, or with KiB/MiB/GiB)")
+	fs.Var(&c.maxPayload, "max-payload", "largest payload to send: a `SIZE` in bytes or with KiB, MiB or GiB")
 	c.log.register(fs)
 }
 

@@ -40,9 +40,15 @@ func TestExecAndPing(t *testing.T) {
 	if code != exitOK {
 		t.Errorf("ping: exit %d, stderr %q", code, errs)
 	}
-	for _, want := range []string{"workers    2", fmt.Sprintf("pid        %d", b.pid()), "draining   false"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("ping output lacks %q:\n%s", want, out)
+	fields := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			fields[f[0]] = f[1]
+		}
+	}
+	for key, want := range map[string]string{"workers": "2", "pid": fmt.Sprint(b.pid()), "draining": "false", "in-flight": "0"} {
+		if fields[key] != want {
+			t.Errorf("ping output: %s is %q, want %q:\n%s", key, fields[key], want, out)
 		}
 	}
 	out, errs, code = runHose(t, 10*time.Second, "", "ping", "-frontend", b.frontend, "-json")

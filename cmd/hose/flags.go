@@ -114,8 +114,8 @@ type logFlags struct {
 }
 
 func (l *logFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&l.level, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&l.format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&l.level, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&l.format, "log-format", "text", "log `FORMAT`: text or json")
 }
 
 // logger returns the logger the flags describe, writing to w.

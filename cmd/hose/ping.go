@@ -34,7 +34,7 @@ type pingCmd struct {
 }
 
 func (c *pingCmd) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.frontend, "frontend", client.DefaultEndpoint, "the broker's frontend endpoint")
+	fs.StringVar(&c.frontend, "frontend", client.DefaultEndpoint, "the broker's frontend `ENDPOINT`")
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "how long to wait for the answer")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object")
 	fs.BoolVar(&c.allowNoWorkers, "allow-no-workers", false, "report a broker without workers as healthy")

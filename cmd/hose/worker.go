@@ -53,12 +53,12 @@ type workerFlags struct {
 }
 
 func (f *workerFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.handler, "handler", "echo", "job handler: echo, sha256[:ROUNDS], sleep[:DURATION] or fail[:MESSAGE]")
+	fs.StringVar(&f.handler, "handler", "echo", "the `JOB` handler: echo, sha256[:ROUNDS], sleep[:DURATION] or fail[:MESSAGE]")
 	fs.IntVar(&f.rounds, "rounds", 0, "sha256 rounds per job (default 1000)")
 	fs.DurationVar(&f.sleep, "sleep", 0, "sleep per job (default 10ms)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "jobs run at once (default: the number of CPUs)")
-	fs.Var(&f.services, "service", "a service to serve, repeatable (default: default)")
-	fs.Var(&f.params, "param", "a key=value parameter handed to every job, repeatable")
+	fs.Var(&f.services, "service", "a service `NAME` to serve, repeatable (default: default)")
+	fs.Var(&f.params, "param", "a `KEY=VALUE` parameter handed to every job, repeatable")
 	fs.DurationVar(&f.maxAge, "max-age", 0, "retire after this long (0: never)")
 	fs.DurationVar(&f.maxAgeDelta, "max-age-delta", 0, "add a random part up to this to -max-age, so a pool does not retire at once")
 	fs.IntVar(&f.maxJobs, "max-jobs", 0, "retire after this many jobs (0: never)")
@@ -151,7 +151,7 @@ type workerCmd struct {
 }
 
 func (c *workerCmd) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.backend, "backend", worker.DefaultBackend, "the broker's backend endpoint")
+	fs.StringVar(&c.backend, "backend", worker.DefaultBackend, "the broker's backend `ENDPOINT`")
 	c.worker.register(fs)
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM or retirement, how long held jobs get to finish")
 	c.log.register(fs)
