@@ -188,9 +188,21 @@ func (b *Broker) fromClient(m *zsock.Msg, now int64) {
 		body := m.Body
 		var r protocol.Job
 		for len(body) > 0 {
-			if body, err = protocol.NextJob(body, &r); err != nil {
-				b.clientErr(m.ID, protocol.StatusMalformed, "malformed request record: "+err.Error())
+			var rec []byte
+			if rec, body, err = protocol.SplitRecord(body); err != nil {
+				b.clientErr(m.ID, protocol.StatusMalformed, "malformed request batch: "+err.Error())
 				return
+			}
+			if err := protocol.DecodeJob(rec, &r); err != nil {
+				// One bad record costs only its own answer.
+				b.counters.Received++
+				if id, ok := protocol.RecordID(rec); ok {
+					b.counters.Malformed++
+					b.reject(cl, id, protocol.StatusMalformed)
+				} else {
+					b.clientErr(m.ID, protocol.StatusMalformed, "malformed request record: "+err.Error())
+				}
+				continue
 			}
 			b.submit(cl, &r, now)
 		}
@@ -458,6 +470,11 @@ func (b *Broker) answer(j *job, st protocol.Status, payload []byte, now int64) {
 		if _, gone := cl.cancelled[j.reqID]; gone {
 			delete(cl.cancelled, j.reqID)
 			skip = true
+		}
+		if cl.pending == 0 {
+			// Nothing is pending, so no recorded cancel can still apply
+			// (it named a request answered before the cancel arrived).
+			clear(cl.cancelled)
 		}
 	}
 	if !skip {

@@ -231,8 +231,16 @@ func WithService(name string) CallOption {
 }
 
 // WithHeader adds a header to the job; workers read it with Job.Header.
+// Keys are at most 255 bytes and values at most 65535; a call with a longer
+// one fails with ErrBadRequest.
 func WithHeader(key, value string) CallOption {
-	return func(c *call) { c.headers = protocol.AppendHeader(c.headers, key, value) }
+	return func(c *call) {
+		if len(key) > 255 || len(value) > 65535 {
+			c.bad = true
+			return
+		}
+		c.headers = protocol.AppendHeader(c.headers, key, value)
+	}
 }
 
 // WithTimeout bounds the call when it is shorter than the context's deadline.
@@ -255,6 +263,7 @@ type call struct {
 	headers  []byte
 	timeout  time.Duration
 	flags    byte
+	bad      bool  // an option was out of range
 	deadline int64 // on the client's clock (ns since start)
 	enqueued int64
 	done     chan struct{}
@@ -309,7 +318,7 @@ func (c *Client) execute(ctx context.Context, payload []byte, opts []CallOption)
 	for _, o := range opts {
 		o(cl)
 	}
-	if len(cl.service) > protocol.MaxServiceLen || len(cl.headers) > protocol.MaxHeadersLen {
+	if cl.bad || len(cl.service) > protocol.MaxServiceLen || len(cl.headers) > protocol.MaxHeadersLen {
 		c.recycle(cl)
 		return nil, Timing{}, fmt.Errorf("%w: service name or headers too long", ErrBadRequest)
 	}

@@ -119,11 +119,10 @@ const (
 
 // Decoding errors.
 var (
-	ErrShort       = errors.New("protocol: truncated data")
-	ErrBadTag      = errors.New("protocol: not a hose header frame")
-	ErrVersion     = errors.New("protocol: unsupported protocol version")
-	ErrBadHeaders  = errors.New("protocol: malformed headers block")
-	ErrTooManyRecs = errors.New("protocol: too many records")
+	ErrShort      = errors.New("protocol: truncated data")
+	ErrBadTag     = errors.New("protocol: not a hose header frame")
+	ErrVersion    = errors.New("protocol: unsupported protocol version")
+	ErrBadHeaders = errors.New("protocol: malformed headers block")
 )
 
 // Header returns the 7-byte header frame for a dialect and command.
@@ -199,6 +198,20 @@ func AppendJob(dst []byte, j *Job) []byte {
 	return append(dst, j.Payload...)
 }
 
+// SplitRecord splits the first length-prefixed record off a batch body and
+// returns the record without its length prefix. A receiver that cannot
+// decode one record can still skip to the next.
+func SplitRecord(b []byte) (rec, rest []byte, err error) { return record(b) }
+
+// RecordID returns the id that starts every record, or false when the
+// record is too short to hold one.
+func RecordID(rec []byte) (uint64, bool) {
+	if len(rec) < 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(rec), true
+}
+
 // record splits the first length-prefixed record off b.
 func record(b []byte) (rec, rest []byte, err error) {
 	if len(b) < 4 {
@@ -217,8 +230,16 @@ func NextJob(b []byte, j *Job) (rest []byte, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := DecodeJob(rec, j); err != nil {
+		return nil, err
+	}
+	return rest, nil
+}
+
+// DecodeJob decodes one job record (without its length prefix) into j.
+func DecodeJob(rec []byte, j *Job) error {
 	if len(rec) < jobFixed {
-		return nil, ErrShort
+		return ErrShort
 	}
 	j.ID = binary.BigEndian.Uint64(rec)
 	j.TimeoutMS = binary.BigEndian.Uint32(rec[8:])
@@ -226,21 +247,21 @@ func NextJob(b []byte, j *Job) (rest []byte, err error) {
 	sl := int(rec[13])
 	p := 14
 	if len(rec) < p+sl+2 {
-		return nil, ErrShort
+		return ErrShort
 	}
 	j.Service = rec[p : p+sl]
 	p += sl
 	hl := int(binary.BigEndian.Uint16(rec[p:]))
 	p += 2
 	if len(rec) < p+hl {
-		return nil, ErrShort
+		return ErrShort
 	}
 	j.Headers = rec[p : p+hl]
 	if err := CheckHeaders(j.Headers); err != nil {
-		return nil, err
+		return err
 	}
 	j.Payload = rec[p+hl:]
-	return rest, nil
+	return nil
 }
 
 // AppendHeader appends one key/value pair to a headers block:
