@@ -234,8 +234,9 @@ func (s *Supervisor) Running() int {
 	return n
 }
 
-// Restarts is the number of processes started again after one exited (by
-// retiring, failing or being killed), since Start.
+// Restarts is the number of times a slot started its process again after
+// the previous one exited (retired, failed or was killed) or could not be
+// started, since Start.
 func (s *Supervisor) Restarts() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

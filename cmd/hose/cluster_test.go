@@ -209,9 +209,9 @@ func TestClusterMaxAgeChurn(t *testing.T) {
 
 // retireBugMsg explains the known failure that retireBug recognises.
 const retireBugMsg = "core bug: a retiring worker (-max-jobs, -max-age) sends DRAIN and, holding no job, " +
-	"DISCONNECT in the same loop iteration (worker/session.go:246-252) without waiting for the broker to " +
-	"stop sending; jobs the broker dispatched before the DRAIN arrived are answered ErrWorkerLost " +
-	"by dropWorker (broker/loop.go); see the counts logged above"
+	"DISCONNECT in the same loop iteration (worker/session.go loop: `s.stopping && (s.running == 0 ...)` " +
+	"sends hdrDisconnect) without waiting for the broker to stop sending; jobs the broker dispatched " +
+	"before the DRAIN arrived are answered ErrWorkerLost by dropWorker (broker/loop.go); see the counts logged above"
 
 // retireBug reports that the calls that failed are exactly the known
 // retirement race: only ErrWorkerLost, no more of them than the jobs the
