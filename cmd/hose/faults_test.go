@@ -289,3 +289,19 @@ func TestBrokerRefusesSecondInstance(t *testing.T) {
 		})
 	}
 }
+
+func TestWorkerExitOnBrokerLoss(t *testing.T) {
+	b := startBroker(t)
+	stays := startWorker(t, "stays", b.backend, "-handler", "echo")
+	leaves := startWorker(t, "leaves", b.backend, "-handler", "echo", "-exit-on-broker-loss")
+	c := newClient(t, b.frontend)
+	waitWorkers(t, c, 2, 10*time.Second)
+	b.signal(t, syscall.SIGKILL)
+	// Silent for 4 heartbeats of 100ms: the worker gives up.
+	if code := leaves.wait(t, 5*time.Second); code != exitBrokerLost {
+		t.Errorf("worker with -exit-on-broker-loss: exit %d, want %d", code, exitBrokerLost)
+	}
+	if stays.exited() {
+		t.Errorf("worker without -exit-on-broker-loss exited: %d", stays.cmd.ProcessState.ExitCode())
+	}
+}
