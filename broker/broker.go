@@ -39,6 +39,8 @@ type Broker struct {
 	zctx     *zmq.Context
 	front    *zmq.Socket
 	back     *zmq.Socket
+	pub      *zmq.Socket // stats, nil when off
+	statsEP  string
 	waker    *wake.Waker
 	ctl      chan ctlMsg
 	done     chan struct{}
@@ -64,6 +66,8 @@ type Broker struct {
 	retry     bool // a send hit a full pipe; poll again soon
 	draining  bool
 	nextTick  int64
+	nextPub   int64
+	obs       observations
 	counters  Counters
 	allowed   map[string]bool
 }
@@ -104,6 +108,7 @@ func New(cfg Config) (*Broker, error) {
 		services: make(map[string]*service),
 		workers:  make(map[string]*worker),
 		clients:  make(map[string]*client),
+		obs:      newObservations(),
 	}
 	b.host, _ = os.Hostname()
 	if len(cfg.Services) > 0 {
@@ -143,6 +148,17 @@ func (b *Broker) open() error {
 	}
 	b.frontEP, _ = b.front.GetLastEndpoint()
 	b.backEP, _ = b.back.GetLastEndpoint()
+	if b.cfg.Stats != "" {
+		if b.pub, err = b.zctx.NewSocket(zmq.PUB); err != nil {
+			return fmt.Errorf("broker: stats socket: %w", err)
+		}
+		_ = b.pub.SetLinger(0)
+		_ = b.pub.SetSndhwm(16)
+		if err := b.pub.Bind(b.cfg.Stats); err != nil {
+			return fmt.Errorf("broker: bind stats %s: %w", b.cfg.Stats, err)
+		}
+		b.statsEP, _ = b.pub.GetLastEndpoint()
+	}
 	b.waker, err = wake.New(b.zctx)
 	return err
 }
@@ -232,7 +248,7 @@ func (b *Broker) ping(ep string) (protocol.Pong, bool) {
 }
 
 func (b *Broker) closeSockets() {
-	for _, s := range []*zmq.Socket{b.front, b.back} {
+	for _, s := range []*zmq.Socket{b.front, b.back, b.pub} {
 		if s != nil {
 			s.Close()
 		}
@@ -247,6 +263,9 @@ func (b *Broker) Frontend() string { return b.frontEP }
 
 // Backend is the endpoint workers connect to, with the port resolved.
 func (b *Broker) Backend() string { return b.backEP }
+
+// StatsEndpoint is the stats PUB endpoint with the port resolved, or "".
+func (b *Broker) StatsEndpoint() string { return b.statsEP }
 
 // Done is closed when the broker has stopped.
 func (b *Broker) Done() <-chan struct{} { return b.done }

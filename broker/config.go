@@ -46,6 +46,16 @@ type Config struct {
 	// offer none of them are refused. Empty means any name.
 	Services []string
 
+	// Stats, when set, is the endpoint of the stats PUB socket: a snapshot
+	// every StatsInterval (see docs/STATS.md). Off by default in the
+	// library; `hose broker` binds tcp://127.0.0.1:5557.
+	Stats string
+	// StatsInterval is the publishing interval, 100ms or more. Default 1s.
+	StatsInterval time.Duration
+	// Metrics, when set, is a host:port serving the same figures for
+	// Prometheus at /metrics. Off by default.
+	Metrics string
+
 	// SkipCheck turns off the check for a live broker already answering on
 	// the frontend (Powerhose's --check). Tests that bind port 0 skip it
 	// anyway.
@@ -112,6 +122,9 @@ func (c Config) withDefaults() Config {
 	if c.CheckTimeout == 0 {
 		c.CheckTimeout = d.CheckTimeout
 	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -136,6 +149,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: liveness %d is outside 2..255", c.Liveness)
 	case c.DefaultTimeout < time.Millisecond:
 		return fmt.Errorf("broker: default timeout %v is under 1ms", c.DefaultTimeout)
+	case c.StatsInterval < 100*time.Millisecond:
+		return fmt.Errorf("broker: stats interval %v is under 100ms", c.StatsInterval)
 	case c.MaxQueue < 0:
 		return fmt.Errorf("broker: max queue %d is negative", c.MaxQueue)
 	case c.MaxPayload < 1024 || c.MaxPayload > 1<<30:

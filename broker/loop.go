@@ -105,6 +105,10 @@ func (b *Broker) loop() {
 			b.tick(now)
 			b.nextTick = now + hb/4
 		}
+		if b.pub != nil && now >= b.nextPub {
+			b.publish(now)
+			b.nextPub = now + int64(b.cfg.StatsInterval)
+		}
 		b.flush(now)
 		if b.draining && len(b.jobs) == 0 && b.queued() == 0 {
 			break
@@ -375,6 +379,7 @@ func (b *Broker) dispatch(j *job, w *worker, now int64) {
 	b.jobs[j.id] = j
 	w.inflight++
 	b.counters.Dispatched++
+	b.obs.record(b.obs.queue, now-j.arrived)
 	left := (j.deadline - now) / int64(time.Millisecond)
 	if left < 1 {
 		left = 1
@@ -581,7 +586,8 @@ func (b *Broker) register(m *zsock.Msg, now int64) {
 	}
 	b.nextWID++
 	w := &worker{
-		id: m.ID, key: string(m.ID), wid: b.nextWID, capacity: int(rd.Capacity),
+		service: newHist(),
+		id:      m.ID, key: string(m.ID), wid: b.nextWID, capacity: int(rd.Capacity),
 		lastSeen: now, lastSent: now, joined: now, pid: rd.PID, host: rd.Host, version: rd.Version,
 	}
 	for _, name := range rd.Services {
@@ -650,6 +656,8 @@ func (b *Broker) result(w *worker, r *protocol.Result, now int64) {
 		st = protocol.StatusWorkerError
 		w.errs++
 	}
+	b.obs.record(b.obs.service, now-j.dispatched)
+	b.obs.record(w.service, now-j.dispatched)
 	if j.state == jobAnswered {
 		b.counters.Late++
 	} else {

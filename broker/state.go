@@ -1,5 +1,7 @@
 package broker
 
+import hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+
 // The broker's state is owned by its loop goroutine alone; nothing here is
 // locked.
 
@@ -69,6 +71,7 @@ type worker struct {
 	version  string
 	done     uint64
 	errs     uint64
+	service  *hdrhistogram.Histogram // service times this stats interval, µs
 }
 
 func (w *worker) hasCredit() bool { return !w.dead && !w.draining && w.inflight < w.capacity }
