@@ -128,7 +128,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for _, r := range rep.Runs {
 			dr := d
 			if d.Rate > 0 {
-				dr.Ratio = math.Round(1000*r.Throughput/d.Rate) / 1000
+				dr.Ratio = roundSig(r.Throughput/d.Rate, 3)
 			}
 			r.Direct = &dr
 		}
@@ -208,6 +208,15 @@ func runDirect(ctx context.Context, h worker.Handler, payload []byte, d time.Dur
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
+
+// roundSig rounds v to n significant digits.
+func roundSig(v float64, n int) float64 {
+	if v == 0 {
+		return 0
+	}
+	scale := math.Pow(10, float64(n)-math.Ceil(math.Log10(math.Abs(v))))
+	return math.Round(v*scale) / scale
+}
 
 // intervalLog writes an HdrHistogram interval log (the format of
 // HdrHistogram's HistogramLogWriter, readable by HistogramLogProcessor and

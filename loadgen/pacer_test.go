@@ -274,3 +274,30 @@ func TestSchedulePoisson(t *testing.T) {
 		t.Fatalf("sent %d, want %d", st.sent, want)
 	}
 }
+
+// TestScheduleBatches: the slots due at one wake-up leave together, in
+// batches of at most maxBatch.
+func TestScheduleBatches(t *testing.T) {
+	tests := []struct {
+		rate     float64
+		tick     time.Duration
+		maxBatch int
+	}{
+		{1000, time.Millisecond, 1},
+		{50000, time.Millisecond, 50},
+		{50000, 15 * time.Millisecond, maxBatch},
+	}
+	for _, tt := range tests {
+		clk := newFakeClock(tt.tick)
+		largest, total := 0, 0
+		s := &scheduler{clock: clk, pacer: NewConstantPacer(tt.rate), start: clk.Now(), end: time.Second,
+			send: func(slots []slot) {
+				largest = max(largest, len(slots))
+				total += len(slots)
+			}}
+		s.run(context.Background())
+		if largest != tt.maxBatch || total != int(tt.rate) {
+			t.Errorf("%g/s, %v timer: largest batch %d, %d slots; want %d and %d", tt.rate, tt.tick, largest, total, tt.maxBatch, int(tt.rate))
+		}
+	}
+}

@@ -136,8 +136,12 @@ func writeSweep(w io.Writer, rep *Report) {
 		return
 	}
 	r0 := rep.Runs[0]
+	who := targetLabel(r0)
+	if r0.WorkerConcurrency > 0 {
+		who += fmt.Sprintf(" (workers of concurrency %d)", r0.WorkerConcurrency)
+	}
 	fmt.Fprintf(w, "hosebench sweep: %s, job %s, %d-byte payload, %s per run after %s warmup\n\n",
-		targetLabel(r0), r0.Job, r0.Size, fmtSeconds(r0.DurationSeconds), fmtSeconds(r0.WarmupSeconds))
+		who, r0.Job, r0.Size, fmtSeconds(r0.DurationSeconds), fmtSeconds(r0.WarmupSeconds))
 	_ = NewTableReporter(rep)(w)
 	if rep.SLO != "" {
 		fmt.Fprintln(w)
@@ -155,9 +159,6 @@ func writeSweep(w io.Writer, rep *Report) {
 
 func targetLabel(r *Result) string {
 	if r.Target == "embedded" {
-		if r.WorkerConcurrency > 0 {
-			return fmt.Sprintf("embedded cluster (workers of concurrency %d)", r.WorkerConcurrency)
-		}
 		return "embedded cluster"
 	}
 	return "broker " + r.Target
@@ -167,6 +168,9 @@ func writeRun(w io.Writer, r *Result) {
 	who := targetLabel(r)
 	if r.Workers > 0 {
 		who += ", " + workersLabel(r.Workers)
+		if r.WorkerConcurrency > 0 {
+			who += fmt.Sprintf(" of concurrency %d", r.WorkerConcurrency)
+		}
 	}
 	if r.Service != "" {
 		who += ", service " + r.Service
@@ -213,10 +217,14 @@ func writeRun(w io.Writer, r *Result) {
 		fmt.Fprintln(tw, "\t\t(broker)\t(worker)\t")
 	}
 	cell := func(p Percentiles, get func(Percentiles) float64) string {
-		if p.Count == 0 {
+		switch v := get(p); {
+		case p.Count == 0:
 			return "-"
+		case v == 0:
+			return "<1µs"
+		default:
+			return fmtDur(usDur(v))
 		}
-		return fmtDur(usDur(get(p)))
 	}
 	row := func(name string, get func(Percentiles) float64) {
 		if r.Mode == "open" {
@@ -257,7 +265,7 @@ func writeRun(w io.Writer, r *Result) {
 		}
 	}
 	if d := r.Direct; d != nil {
-		fmt.Fprintf(w, "direct      the job as a function call on %d goroutines: %.1f/s; through hose: %.1f/s (ratio %.3f)\n",
+		fmt.Fprintf(w, "direct      the job as a function call on %d goroutines: %.1f/s; through hose: %.1f/s (ratio %.3g)\n",
 			d.Goroutines, d.Rate, r.Throughput, d.Ratio)
 	}
 	for _, warn := range r.Warnings {
@@ -287,6 +295,8 @@ func fmtDur(d time.Duration) string {
 	switch {
 	case d <= 0:
 		return "0"
+	case d < time.Microsecond:
+		return fmt.Sprintf("%dns", d.Nanoseconds())
 	case d < 100*time.Microsecond:
 		return fmt.Sprintf("%.1fµs", float64(d)/1e3)
 	case d < time.Millisecond:

@@ -110,7 +110,14 @@ func summarise(h *hdrhistogram.Histogram) Percentiles {
 	if h.TotalCount() == 0 {
 		return Percentiles{}
 	}
-	us := func(v int64) float64 { return round1(float64(v) / 1e3) }
+	// Values in the lowest bucket (under 1µs, such as a queue wait the
+	// broker reports as 0µs) read as 0.
+	us := func(v int64) float64 {
+		if v < histLowest {
+			return 0
+		}
+		return round1(float64(v) / 1e3)
+	}
 	return Percentiles{
 		Count:  h.TotalCount(),
 		Mean:   round1(h.Mean() / 1e3),

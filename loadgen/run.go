@@ -276,8 +276,12 @@ func warnings(r *Result, logErr error) []string {
 		w = append(w, fmt.Sprintf("the in-flight limit (%d) was reached %d times: requests were sent late (lag max %s) and %d slots were missed; the cluster is not keeping up (raise -max-inflight to keep offering the full rate)",
 			r.MaxInFlight, r.Throttled, fmtDur(usDur(r.Lag.Max)), r.Missed))
 	} else if r.Mode == "open" && usDur(r.Lag.P99) > lagWarning {
-		w = append(w, fmt.Sprintf("generator lag p99 is %s (max %s): hosebench itself is the bottleneck (process CPU %.0f%% of a core), latencies include its delay",
-			fmtDur(usDur(r.Lag.P99)), fmtDur(usDur(r.Lag.Max)), r.CPU.PercentOfCore))
+		share := ""
+		if r.Target == "embedded" {
+			share = ", shared with the embedded cluster"
+		}
+		w = append(w, fmt.Sprintf("generator lag p99 is %s (max %s): hosebench could not send on time, short of CPU (this process used %.0f%% of a core%s) or on a busy machine; the corrected latencies include its delay",
+			fmtDur(usDur(r.Lag.P99)), fmtDur(usDur(r.Lag.Max)), r.CPU.PercentOfCore, share))
 	}
 	if r.Mode == "open" && r.DurationSeconds > 0 && !r.Interrupted && r.AchievedRate < 0.99*r.TargetRate {
 		w = append(w, fmt.Sprintf("achieved rate %.1f/s is %.1f%% below the target %g/s",

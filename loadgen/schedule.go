@@ -50,7 +50,9 @@ func (s *scheduler) run(ctx context.Context) schedStats {
 	var st schedStats
 	next := s.pacer.Next()
 	var seq uint64
-	interrupted := false
+	// starved: the loop ended waiting for an in-flight place, with the
+	// slot next due and unsent.
+	interrupted, starved := false, false
 loop:
 	for next < s.end {
 		now := s.clock.Now().Sub(s.start)
@@ -69,7 +71,7 @@ loop:
 				// Let the batch go before waiting for a place.
 				s.flush()
 				if !s.tryAcquire() && !s.acquire(ctx, &st) {
-					interrupted = ctx.Err() != nil
+					interrupted, starved = ctx.Err() != nil, true
 					break loop
 				}
 			}
@@ -95,13 +97,14 @@ loop:
 		interrupted = ctx.Err() != nil
 	}
 	st.stopped = s.clock.Now().Sub(s.start)
-	// Count the slots that fell due but were not sent. An interrupted run
-	// ends now; otherwise every remaining slot before the end was missed.
+	// Count the slots that fell due but could not be sent for want of an
+	// in-flight place: up to the end, or up to the interrupt. A run
+	// interrupted in its sleep missed nothing.
 	limit := s.end
 	if interrupted && st.stopped < limit {
 		limit = st.stopped
 	}
-	for ; next < limit; next = s.pacer.Next() {
+	for ; starved && next < limit; next = s.pacer.Next() {
 		if next >= s.warmup {
 			st.missed++
 		}

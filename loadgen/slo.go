@@ -28,9 +28,9 @@ func ParseSLO(s string) (SLO, error) {
 		if part == "" {
 			continue
 		}
-		name, lim, ok := strings.Cut(part, "=")
+		name, lim, ok := strings.Cut(part, "<=")
 		if !ok {
-			name, lim, ok = strings.Cut(part, "<=")
+			name, lim, ok = strings.Cut(part, "=")
 		}
 		if !ok {
 			return nil, fmt.Errorf("loadgen: slo %q: want PERCENTILE=DURATION, such as p99=2ms", part)
