@@ -30,6 +30,7 @@ var (
 	hdrJob        = protocol.Header(protocol.Worker, protocol.CmdJob)
 	hdrHeartbeat  = protocol.Header(protocol.Worker, protocol.CmdHeartbeat)
 	hdrDisconnect = protocol.Header(protocol.Worker, protocol.CmdDisconnect)
+	hdrDrain      = protocol.Header(protocol.Worker, protocol.CmdDrain)
 )
 
 // statusText is the error message sent with each error status.
@@ -387,9 +388,11 @@ func (b *Broker) dispatch(j *job, w *worker, now int64) {
 	rec := protocol.Job{ID: j.id, TimeoutMS: uint32(min(left, 1<<32-1)), Flags: j.flags,
 		Service: j.svc.nameB, Headers: j.headers, Payload: j.payload}
 	w.out = protocol.AppendJob(w.out, &rec)
-	// The job no longer needs the request's bytes; drop the reference so
-	// the client's batch buffer can be collected.
-	j.headers, j.payload = nil, nil
+	// A job that may run again keeps its bytes; the others drop the
+	// reference so the client's batch buffer can be collected.
+	if j.flags&protocol.FlagIdempotent == 0 {
+		j.headers, j.payload = nil, nil
+	}
 	if !w.dirty {
 		w.dirty = true
 		b.dirtyW = append(b.dirtyW, w)
@@ -567,6 +570,10 @@ func (b *Broker) fromWorker(m *zsock.Msg, now int64) {
 			}
 			b.cfg.Logger.Info("worker draining", "worker", w.wid, "inflight", w.inflight)
 		}
+		// The acknowledgement follows every JOB already sent on this
+		// connection, so once the worker has it, it holds all its jobs.
+		b.flushWorker(w, now)
+		_ = zsock.Send(b.back, w.id, hdrDrain, nil, zmq.DONTWAIT)
 	case protocol.CmdDisconnect:
 		b.dropWorker(w, now, "disconnected")
 	default:

@@ -3,6 +3,7 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -211,7 +212,10 @@ func TestWorkerLostMidJob(t *testing.T) {
 	// Idempotent: the job moves to a real worker when the silent one is lost.
 	p2 := register()
 	go func() {
-		_, err := c.Execute(context.Background(), []byte("x"), client.WithService("lossy"), client.WithTimeout(10*time.Second), client.Idempotent())
+		got, err := c.Execute(context.Background(), []byte("payload kept"), client.WithService("lossy"), client.WithTimeout(10*time.Second), client.Idempotent())
+		if err == nil && string(got) != "payload kept" {
+			err = fmt.Errorf("re-run job answered %q", got)
+		}
 		res <- err
 	}()
 	if _, ok := p2.recvCmd(protocol.Worker, protocol.CmdJob, 2*time.Second); !ok {

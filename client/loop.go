@@ -334,6 +334,10 @@ func (c *Client) events(ep *endpoint, now int64) {
 			ep.silent = false
 			ep.heard = now
 			c.ping(ep, 0, now)
+			// Pings asked for before the connection was up were not sent.
+			for nonce := range c.waiters {
+				c.ping(ep, nonce, now)
+			}
 		case zmq.EVENT_DISCONNECTED:
 			ep.connected = false
 			// Answers that arrived before the connection closed are still

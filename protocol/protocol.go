@@ -66,7 +66,7 @@ const (
 	CmdJob        Command = 0x03 // B->W: batch of job records
 	CmdResult     Command = 0x04 // W->B: batch of result records
 	CmdHeartbeat  Command = 0x05 // both ways, empty body
-	CmdDrain      Command = 0x06 // W->B: send me no more jobs
+	CmdDrain      Command = 0x06 // W->B: send me no more jobs; B->W: acknowledged, no more will come
 	CmdDisconnect Command = 0x07 // both ways: forget me / I do not know you
 )
 

@@ -74,6 +74,7 @@ type session struct {
 	jobsDone   int
 	retireAt   int64
 	stopping   bool
+	drained    bool // the broker acknowledged DRAIN
 	stopErr    error
 	stopBy     int64
 	out        []byte
@@ -242,7 +243,9 @@ func (s *session) loop() error {
 		if s.retireAt > 0 && now >= s.retireAt && !s.stopping {
 			s.beginStop(ErrRetired, now, "max age reached")
 		}
-		if s.stopping && (s.running == 0 || now >= s.stopBy) {
+		// Leave once every job is done and the broker has acknowledged the
+		// DRAIN (jobs it sent before that arrive before the ack).
+		if s.stopping && ((s.running == 0 && (s.drained || !s.registered)) || now >= s.stopBy) {
 			if s.running > 0 {
 				s.cfg.Logger.Warn("drain timed out, abandoning jobs", "running", s.running)
 			}
@@ -310,6 +313,8 @@ func (s *session) drain(now int64) (done bool, err error) {
 		case protocol.CmdJob:
 			s.jobs(m.Body, now)
 		case protocol.CmdHeartbeat:
+		case protocol.CmdDrain:
+			s.drained = true
 		case protocol.CmdDisconnect:
 			s.cfg.Logger.Info("broker said disconnect", "reason", string(m.Body))
 			if s.stopping {

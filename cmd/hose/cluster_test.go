@@ -113,8 +113,7 @@ func TestClusterMaxJobsChurn(t *testing.T) {
 	st := readCluster(cl)
 	t.Logf("%v in %v (%.0f/s); %d retirements, %d worker processes started",
 		load, took.Round(time.Millisecond), float64(calls)/took.Seconds(), st.cleanExits, len(st.started))
-	retireBug := st.retireBug(load)
-	if (load.counts["ok"] != calls || load.wrong != 0) && !retireBug {
+	if load.counts["ok"] != calls || load.wrong != 0 {
 		t.Errorf("not every call succeeded: %v; first failures at %v (load began %v)", load, load.first, start.Format("15:04:05.000"))
 	}
 	if load.counts["ok"] != calls {
@@ -157,9 +156,6 @@ func TestClusterMaxJobsChurn(t *testing.T) {
 		t.Errorf("Execute after the kill: %q, %v", o.res, o.err)
 	}
 	stopCluster(t, cl)
-	if retireBug && !t.Failed() {
-		t.Skip(retireBugMsg)
-	}
 }
 
 func TestClusterMaxAgeChurn(t *testing.T) {
@@ -193,8 +189,7 @@ func TestClusterMaxAgeChurn(t *testing.T) {
 		}
 	}
 	// Retirement drains: a retiring worker must finish what it was sent.
-	retireBug := st.retireBug(load)
-	if (load.counts["ok"] != load.total || load.wrong != 0) && !retireBug {
+	if load.counts["ok"] != load.total || load.wrong != 0 {
 		t.Errorf("not every call succeeded under max-age churn: %v; first failures at %v (load began %s)",
 			load, load.first, start.Format("15:04:05.000"))
 	}
@@ -202,24 +197,6 @@ func TestClusterMaxAgeChurn(t *testing.T) {
 		st.logDrains(t)
 	}
 	stopCluster(t, cl)
-	if retireBug && !t.Failed() {
-		t.Skip(retireBugMsg)
-	}
-}
-
-// retireBugMsg explains the known failure that retireBug recognises.
-const retireBugMsg = "core bug: a retiring worker (-max-jobs, -max-age) sends DRAIN and, holding no job, " +
-	"DISCONNECT in the same loop iteration (worker/session.go loop: `s.stopping && (s.running == 0 ...)` " +
-	"sends hdrDisconnect) without waiting for the broker to stop sending; jobs the broker dispatched " +
-	"before the DRAIN arrived are answered ErrWorkerLost by dropWorker (broker/loop.go); see the counts logged above"
-
-// retireBug reports that the calls that failed are exactly the known
-// retirement race: only ErrWorkerLost, no more of them than the jobs the
-// broker had sent to workers that were already draining. Any other failure
-// is not excused.
-func (st clusterState) retireBug(load *loadStats) bool {
-	lost := load.counts["ErrWorkerLost"]
-	return lost > 0 && load.wrong == 0 && load.counts["ok"]+lost == load.total && lost <= st.brokerDrainJobs
 }
 
 // logDrains reports how retirements went, as evidence when calls failed.

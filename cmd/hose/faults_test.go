@@ -144,12 +144,6 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		killed := time.Now()
 		first.signal(t, syscall.SIGKILL)
 		o := await(t, call)
-		if o.err == nil && len(o.res) == 0 {
-			// Seen on every run so far: the re-run job reaches the second
-			// worker without its payload, and the caller gets an empty
-			// "success". Only this exact symptom is skipped.
-			t.Skip("core bug: broker/loop.go dispatch drops j.payload and j.headers, so an idempotent job requeued by dropWorker runs again with an empty payload")
-		}
 		if o.err != nil || string(o.res) != "survivor" {
 			t.Fatalf("idempotent Execute: %q, %v; want the payload back", o.res, o.err)
 		}
