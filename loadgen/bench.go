@@ -58,6 +58,10 @@ func (r *Report) SLOMet() bool {
 	return true
 }
 
+// interruptGrace is how long an interrupted run waits for its requests in
+// flight before abandoning them.
+const interruptGrace = 500 * time.Millisecond
+
 // Run runs every combination of cfg.Workers and cfg.Rates, in that order
 // (worker counts outer), against the configured target. When ctx ends it
 // stops, and returns the report so far with Interrupted set and a nil
@@ -76,6 +80,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	defer t.close()
+	if t.client != nil {
+		// On interrupt, give the requests in flight a moment, then close
+		// the client: its pending calls fail with ErrClosed, counted as
+		// cancelled, and the run can report.
+		stop := context.AfterFunc(ctx, func() {
+			time.AfterFunc(interruptGrace, func() { _ = t.client.Close() })
+		})
+		defer stop()
+	}
 
 	rn := &runner{cfg: cfg, exec: t.exec, payload: payload, target: t.name}
 	rn.opts = append(rn.opts, client.WithTimeout(cfg.Timeout))

@@ -23,7 +23,7 @@ const (
 	KindShuttingDown
 	KindOther
 	// KindCancelled: the run was interrupted while the request was in
-	// flight. Not counted as an error.
+	// flight (context cancelled, or the client closed). Not an error.
 	KindCancelled
 	numKinds
 )
@@ -62,7 +62,7 @@ func Classify(err error) Kind {
 		return KindOK
 	case errors.Is(err, client.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return KindTimeout
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, client.ErrClosed):
 		return KindCancelled
 	case errors.Is(err, client.ErrNoWorker):
 		return KindNoWorker

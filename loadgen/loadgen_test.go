@@ -336,6 +336,7 @@ func TestClassify(t *testing.T) {
 		{client.ErrTimeout, KindTimeout},
 		{context.DeadlineExceeded, KindTimeout},
 		{context.Canceled, KindCancelled},
+		{client.ErrClosed, KindCancelled},
 		{client.ErrNoWorker, KindNoWorker},
 		{client.ErrBusy, KindBusy},
 		{client.ErrWorkerLost, KindWorkerLost},
@@ -425,5 +426,31 @@ func TestLiveBrokerErrors(t *testing.T) {
 	}
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("took %v to give up", el)
+	}
+}
+
+// TestInterruptStalled: interrupted while its requests are stuck behind a
+// stalled worker, a run still reports promptly, counting them cancelled.
+func TestInterruptStalled(t *testing.T) {
+	h := newStallHandler(50)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-h.stalled
+		// Timings are the stimulus: interrupt with requests piling up,
+		// and free the worker after the client has given up on them so
+		// the embedded cluster can stop.
+		time.AfterFunc(300*time.Millisecond, cancel)
+		time.AfterFunc(2*time.Second, func() { close(h.release) })
+	}()
+	cfg := Config{Rates: []float64{200}, Workers: []int{1}, WorkerConcurrency: 1, Duration: time.Minute, Warmup: -1, Handler: h}
+	start := time.Now()
+	rep := run(t, ctx, cfg)
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("took %v", el)
+	}
+	r := rep.Runs[0]
+	if !r.Interrupted || r.Cancelled < 30 || r.OK+r.ErrorsAll+r.Cancelled != r.Sent {
+		t.Fatalf("interrupted %v, sent %d ok %d errors %v cancelled %d", r.Interrupted, r.Sent, r.OK, r.Errors, r.Cancelled)
 	}
 }

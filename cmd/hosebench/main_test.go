@@ -221,8 +221,8 @@ func TestUsage(t *testing.T) {
 			t.Errorf("hosebench %s: exit %d, want %d (%s)", strings.Join(args, " "), code, exitUsage, stderr)
 		}
 	}
-	if code, _, stderr := hosebench(t, context.Background(), "-h"); code != exitOK || !strings.Contains(stderr, "-max-inflight") {
-		t.Errorf("-h: exit %d\n%s", code, stderr)
+	if code, stdout, _ := hosebench(t, context.Background(), "-h"); code != exitOK || !strings.Contains(stdout, "-max-inflight") {
+		t.Errorf("-h: exit %d\n%s", code, stdout)
 	}
 }
 

@@ -49,14 +49,23 @@ starts an embedded cluster (an in-process broker and -workers workers).
 Flags:
 `
 
+const exitText = `
+Exit codes: 0 done; 1 the cluster could not be started or reached, or an
+output file could not be written; 2 usage error; 3 -slo given and some
+worker count has no rate meeting it; 130 interrupted (the partial report is
+printed). See docs/hosebench.md.
+`
+
 // run is hosebench without the process around it: flags in, exit code out.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, opts, err := parseFlags(args, stderr)
+	cfg, opts, usage, err := parseFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
+		usage(stdout)
 		return exitOK
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "hosebench: %v\n", err)
+		usage(stderr)
 		return exitUsage
 	}
 	if err := cfg.Validate(); err != nil {
@@ -168,20 +177,23 @@ func writeFile(name string, rep loadgen.Reporter) error {
 	return f.Close()
 }
 
-func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error) {
+// parseFlags parses the command line into a Config. usage prints the help.
+func parseFlags(args []string) (cfg loadgen.Config, opts options, usage func(io.Writer), err error) {
 	d := loadgen.DefaultConfig()
 	var (
-		opts                             options
 		rates, workers, job, broker, slo string
 		arrival                          string
-		cfg                              = d
 		warmup                           time.Duration
 	)
+	cfg = d
 	fs := flag.NewFlagSet("hosebench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
+	fs.SetOutput(io.Discard) // run prints parse errors and the usage
+	fs.Usage = func() {}
+	usage = func(w io.Writer) {
+		fmt.Fprint(w, usageText)
+		fs.SetOutput(w)
 		fs.PrintDefaults()
+		fmt.Fprint(w, exitText)
 	}
 	fs.StringVar(&rates, "rate", "1000", "target `rates` per second, comma-separated (one run each); 0 or max: closed loop with -concurrency callers")
 	fs.DurationVar(&cfg.Duration, "duration", d.Duration, "measured length of each run")
@@ -206,18 +218,17 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	fs.StringVar(&opts.cpuProfile, "cpuprofile", "", "write a Go CPU profile of hosebench to `file`")
 	fs.BoolVar(&opts.quiet, "quiet", false, "no progress line")
 	fs.BoolVar(&opts.verbose, "v", false, "log the embedded cluster's and the client's messages to stderr")
-	if err := fs.Parse(args); err != nil {
-		return cfg, opts, err
+	if err = fs.Parse(args); err != nil {
+		return cfg, opts, usage, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return cfg, opts, usage, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	var err error
 	if cfg.Rates, err = parseRates(rates); err != nil {
-		return cfg, opts, err
+		return cfg, opts, usage, err
 	}
 	cfg.Warmup = warmup
 	if warmup == 0 {
@@ -227,27 +238,27 @@ func parseFlags(args []string, stderr io.Writer) (loadgen.Config, options, error
 	cfg.Job = handlers.Spec{}
 	if broker == "" || set["job"] {
 		if cfg.Job, err = handlers.Parse(job); err != nil {
-			return cfg, opts, err
+			return cfg, opts, usage, err
 		}
 	}
 	if broker != "" {
 		cfg.Broker = splitList(broker)
 		if set["workers"] || set["worker-concurrency"] {
-			return cfg, opts, errors.New("-workers and -worker-concurrency configure the embedded cluster; a live cluster (-broker) has the workers it was started with")
+			return cfg, opts, usage, errors.New("-workers and -worker-concurrency configure the embedded cluster; a live cluster (-broker) has the workers it was started with")
 		}
 		cfg.Workers = nil
 	} else if cfg.Workers, err = parseInts(workers); err != nil {
-		return cfg, opts, fmt.Errorf("-workers: %w", err)
+		return cfg, opts, usage, fmt.Errorf("-workers: %w", err)
 	}
 	if cfg.Size == 0 {
 		cfg.Size = -1 // an empty payload
 	}
 	if slo != "" {
 		if cfg.SLO, err = loadgen.ParseSLO(slo); err != nil {
-			return cfg, opts, err
+			return cfg, opts, usage, err
 		}
 	}
-	return cfg, opts, nil
+	return cfg, opts, usage, nil
 }
 
 // parseRates reads "1000", "1000,5k,10000", "max".
