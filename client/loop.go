@@ -252,7 +252,7 @@ func (c *Client) drain(ep *endpoint, now int64) (answered int) {
 			c.pong(ep, m.Body, now)
 		case protocol.CmdError:
 			st, text, _ := protocol.DecodeError(m.Body)
-			c.cfg.Logger.Warn("broker reported an error", "endpoint", ep.addr, "status", st, "message", text)
+			c.cfg.Logger.Error("broker reported an error", "endpoint", ep.addr, "status", st, "message", text)
 			if st == protocol.StatusUnsupportedVersion {
 				c.failEndpoint(ep, ErrUnsupportedVersion)
 			}

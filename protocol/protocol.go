@@ -157,6 +157,13 @@ func ParseHeader(frame []byte, want Dialect) (Command, error) {
 	return Command(frame[HeaderLen-1]), nil
 }
 
+// IsClientHeader reports whether frame starts with the client dialect's
+// tag prefix ("HOSEC"), whatever its version: a client talking to a socket
+// meant for workers.
+func IsClientHeader(frame []byte) bool {
+	return len(frame) >= tagPrefixLen && string(frame[:tagPrefixLen]) == ClientTag[:tagPrefixLen]
+}
+
 // Job is a request record (client to broker) or a job record (broker to
 // worker): both share one layout. On decode the byte slices alias the body
 // they were read from.

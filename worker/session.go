@@ -284,7 +284,11 @@ func (s *session) drain(now int64) (done bool, err error) {
 		}
 		cmd, err := protocol.ParseHeader(m.Header, protocol.Worker)
 		if err != nil {
-			s.cfg.Logger.Warn("dropping malformed message from broker", "err", err)
+			if protocol.IsClientHeader(m.Header) {
+				s.cfg.Logger.Error("the backend endpoint answers in the client dialect: it is a broker frontend; point the worker at the broker's backend", "backend", s.cfg.Backend)
+			} else {
+				s.cfg.Logger.Warn("dropping malformed message from broker", "err", err)
+			}
 			continue
 		}
 		s.lastHeard = now
