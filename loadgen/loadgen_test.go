@@ -102,11 +102,12 @@ func TestCoordinatedOmission(t *testing.T) {
 				t.Fatalf("ok %d errors %v missed %d, want %d ok and nothing else", r.OK, r.Errors, r.Missed, 3*rate)
 			}
 			// About rate*stall requests were due during the stall; all but
-			// those due in its last 100ms waited at least 100ms.
+			// those due in its last 100ms waited at least 100ms. A few more
+			// wait behind the backlog while it drains (slower under -race).
 			slow := countAbove(r.LatencyHist, 100*time.Millisecond)
 			wantSlow := int64(float64(rate) * (stall - 100*time.Millisecond).Seconds())
-			if slow < wantSlow*8/10 || slow > wantSlow*13/10 {
-				t.Errorf("corrected: %d requests at or above 100ms, want about %d", slow, wantSlow)
+			if slow < wantSlow*9/10 || slow > wantSlow*2 {
+				t.Errorf("corrected: %d requests at or above 100ms, want at least %d (and not twice that)", slow, wantSlow*9/10)
 			}
 			maxLat := time.Duration(r.LatencyHist.Max())
 			if maxLat < 900*time.Millisecond || maxLat > 1500*time.Millisecond {

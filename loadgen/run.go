@@ -85,7 +85,7 @@ func (rn *runner) run(ctx context.Context, spec runSpec) *Result {
 	} else {
 		res.Mode, res.Concurrency = "closed", cfg.Concurrency
 	}
-	if cfg.Handler == nil && len(cfg.Broker) == 0 {
+	if len(cfg.Broker) == 0 {
 		res.WorkerConcurrency = cfg.workerConcurrency()
 	}
 	window := st.stopped - warmup
@@ -215,7 +215,9 @@ func (rs *runState) closedLoop(ctx context.Context) schedStats {
 					at: t0, sent: t0, done: done,
 					queue: int64(tm.Queue), service: int64(tm.Service), kind: Classify(err),
 				})
-				if len(b.samples) == maxBatch || done-first >= int64(closedFlush) {
+				// Flush a full batch, or one held for closedFlush, and
+				// after a slow request (the next may be as slow).
+				if len(b.samples) == maxBatch || done-first >= int64(closedFlush) || done-t0 >= int64(closedFlush) {
 					rs.out <- b
 					b = newBatch(0)
 				}
