@@ -158,7 +158,7 @@ func TestFloodBeyondQueueBound(t *testing.T) {
 	cfg.MaxQueue = 20
 	b := startBroker(t, cfg)
 	bl := newBlocker()
-	startWorker(t, b, worker.Config{Concurrency: 2}, bl)
+	startWorker(t, b, worker.Config{Concurrency: 2, Prefetch: -1}, bl)
 	waitWorkers(t, b, 1)
 	c := newClient(t, client.Config{}, b.Frontend())
 
@@ -195,7 +195,7 @@ func TestClientLeavingMidRequestCancelsQueuedJob(t *testing.T) {
 	checkGoroutines(t)
 	b := startBroker(t, testConfig())
 	bl := newBlocker()
-	startWorker(t, b, worker.Config{Concurrency: 1}, bl)
+	startWorker(t, b, worker.Config{Concurrency: 1, Prefetch: -1}, bl)
 	waitWorkers(t, b, 1)
 	c := newClient(t, client.Config{}, b.Frontend())
 
@@ -273,7 +273,7 @@ func TestShutdownAnswersPendingRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	bl := newBlocker()
-	startWorker(t, b, worker.Config{Concurrency: 2}, bl)
+	startWorker(t, b, worker.Config{Concurrency: 2, Prefetch: -1}, bl)
 	waitWorkers(t, b, 1)
 	c := newClient(t, client.Config{}, b.Frontend())
 
@@ -315,7 +315,7 @@ func TestGracefulDrainFinishesJobsAndRefusesNewOnes(t *testing.T) {
 		t.Fatal(err)
 	}
 	bl := newBlocker()
-	startWorker(t, b, worker.Config{Concurrency: 4}, bl)
+	startWorker(t, b, worker.Config{Concurrency: 4, Prefetch: -1}, bl)
 	waitWorkers(t, b, 1)
 	c := newClient(t, client.Config{}, b.Frontend())
 	errs := make(chan error, 4)

@@ -91,11 +91,11 @@ func newSession(cfg Config, h Handler) (*session, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	rd := protocol.Ready{Capacity: uint16(cfg.Concurrency), PID: uint32(os.Getpid()), Host: host,
+	rd := protocol.Ready{Capacity: uint16(cfg.Concurrency + cfg.Prefetch), PID: uint32(os.Getpid()), Host: host,
 		Version: protocol.Version, Services: cfg.Services}
 	s := &session{
 		cfg: cfg, h: h, zctx: zctx, waker: waker,
-		tasks:      make(chan *task, cfg.Concurrency),
+		tasks:      make(chan *task, cfg.Concurrency+cfg.Prefetch),
 		start:      time.Now(),
 		ready:      protocol.AppendReady(nil, &rd),
 		hb:         int64(cfg.HeartbeatInterval),
@@ -195,7 +195,7 @@ func (s *session) loop() error {
 	if err := s.connect(s.now()); err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("worker started", "backend", s.cfg.Backend, "services", s.cfg.Services, "concurrency", s.cfg.Concurrency)
+	s.cfg.Logger.Info("worker started", "backend", s.cfg.Backend, "services", s.cfg.Services, "concurrency", s.cfg.Concurrency, "prefetch", s.cfg.Prefetch)
 	nextTick := s.now()
 	for {
 		now := s.now()

@@ -37,10 +37,16 @@ type Config struct {
 	Backend string
 	// Services this worker serves. Default ["default"].
 	Services []string
-	// Concurrency is the number of jobs run at once; the broker never sends
-	// more. Default: GOMAXPROCS, right for CPU-bound jobs; raise it for jobs
-	// that wait.
+	// Concurrency is the number of jobs run at once. Default: GOMAXPROCS,
+	// right for CPU-bound jobs; raise it for jobs that wait.
 	Concurrency int
+	// Prefetch is how many jobs beyond Concurrency the worker accepts and
+	// queues locally, so a handler that finishes starts the next job
+	// without waiting a round trip to the broker. The broker never sends
+	// more than Concurrency+Prefetch. Default: equal to Concurrency;
+	// negative: none (strict least-recently-used dispatch, at a cost in
+	// throughput for short jobs).
+	Prefetch int
 	// TimeLimit, when set, is a hard limit per job: a handler still running
 	// after it is abandoned and the job answered with a worker error.
 	TimeLimit time.Duration
@@ -95,6 +101,12 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = d.Concurrency
 	}
+	switch {
+	case c.Prefetch == 0:
+		c.Prefetch = c.Concurrency
+	case c.Prefetch < 0:
+		c.Prefetch = 0
+	}
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = d.DrainTimeout
 	}
@@ -119,8 +131,8 @@ func (c Config) withDefaults() Config {
 // Validate reports a configuration the worker cannot run with.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	if c.Concurrency > 65535 {
-		return fmt.Errorf("worker: concurrency %d is over 65535", c.Concurrency)
+	if c.Concurrency+c.Prefetch > 65535 {
+		return fmt.Errorf("worker: concurrency %d + prefetch %d is over 65535", c.Concurrency, c.Prefetch)
 	}
 	if len(c.Services) > 255 {
 		return fmt.Errorf("worker: %d services, at most 255", len(c.Services))
