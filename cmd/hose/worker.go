@@ -43,6 +43,7 @@ type workerFlags struct {
 	rounds           int
 	sleep            time.Duration
 	concurrency      int
+	prefetch         int
 	services         stringList
 	params           kvList
 	maxAge           time.Duration
@@ -57,6 +58,7 @@ func (f *workerFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.rounds, "rounds", 0, "sha256 rounds per job (default 1000)")
 	fs.DurationVar(&f.sleep, "sleep", 0, "sleep per job (default 10ms)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, "jobs run at once (default: the number of CPUs)")
+	fs.IntVar(&f.prefetch, "prefetch", 0, "jobs held beyond -concurrency so the next starts without a round trip (default: equal to -concurrency; -1: none)")
 	fs.Var(&f.services, "service", "a service `NAME` to serve, repeatable (default: default)")
 	fs.Var(&f.params, "param", "a `KEY=VALUE` parameter handed to every job, repeatable")
 	fs.DurationVar(&f.maxAge, "max-age", 0, "retire after this long (0: never)")
@@ -99,6 +101,7 @@ func (f *workerFlags) config(backend string, drain time.Duration, log *slog.Logg
 		Backend:          backend,
 		Services:         f.services,
 		Concurrency:      f.concurrency,
+		Prefetch:         f.prefetch,
 		TimeLimit:        f.timeLimit,
 		MaxAge:           f.maxAge,
 		MaxAgeDelta:      f.maxAgeDelta,
@@ -127,6 +130,7 @@ func (f *workerFlags) args() []string {
 	add("rounds", f.rounds != 0, strconv.Itoa(f.rounds))
 	add("sleep", f.sleep != 0, f.sleep.String())
 	add("concurrency", f.concurrency != 0, strconv.Itoa(f.concurrency))
+	add("prefetch", f.prefetch != 0, strconv.Itoa(f.prefetch))
 	for _, s := range f.services {
 		a = append(a, "-service", s)
 	}
