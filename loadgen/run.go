@@ -273,9 +273,14 @@ func jobName(cfg Config) string {
 // warnings explains results that need a second look.
 func warnings(r *Result, logErr error) []string {
 	var w []string
+	hint := ""
+	if r.Target == "embedded" {
+		hint = fmt.Sprintf(" (each embedded worker runs %d jobs at once: -worker-concurrency raises it for cheap or waiting jobs, -workers adds workers)", r.WorkerConcurrency)
+	}
 	if r.Throttled > 0 {
-		w = append(w, fmt.Sprintf("the in-flight limit (%d) was reached %d times: requests were sent late (lag max %s) and %d slots were missed; the cluster is not keeping up (raise -max-inflight to keep offering the full rate)",
-			r.MaxInFlight, r.Throttled, fmtDur(usDur(r.Lag.Max)), r.Missed))
+		w = append(w, fmt.Sprintf("the in-flight limit (%d) was reached %d times: requests were sent late (lag max %s) and %d slots were missed; the cluster is not keeping up%s; -max-inflight raises the limit",
+			r.MaxInFlight, r.Throttled, fmtDur(usDur(r.Lag.Max)), r.Missed, hint))
+		hint = "" // said once
 	} else if r.Mode == "open" && usDur(r.Lag.P99) > lagWarning {
 		share := ""
 		if r.Target == "embedded" {
@@ -289,8 +294,8 @@ func warnings(r *Result, logErr error) []string {
 			r.AchievedRate, 100*(1-r.AchievedRate/r.TargetRate), r.TargetRate))
 	}
 	if r.Mode == "open" && r.DurationSeconds > 0 && r.Throughput < 0.9*r.AchievedRate && r.ErrorsAll == 0 {
-		w = append(w, fmt.Sprintf("throughput %.1f/s is well below the offered %.1f/s: the cluster is saturated and its queue grew",
-			r.Throughput, r.AchievedRate))
+		w = append(w, fmt.Sprintf("throughput %.1f/s is well below the offered %.1f/s: the cluster is saturated and its queue grew%s",
+			r.Throughput, r.AchievedRate, hint))
 	}
 	if logErr != nil {
 		w = append(w, "interval log: "+logErr.Error())
