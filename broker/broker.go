@@ -159,6 +159,9 @@ func (b *Broker) open() error {
 		}
 		b.statsEP, _ = b.pub.GetLastEndpoint()
 	}
+	if err := b.startMetrics(); err != nil {
+		return err
+	}
 	b.waker, err = wake.New(b.zctx)
 	return err
 }
@@ -248,6 +251,7 @@ func (b *Broker) ping(ep string) (protocol.Pong, bool) {
 }
 
 func (b *Broker) closeSockets() {
+	b.stopMetrics()
 	for _, s := range []*zmq.Socket{b.front, b.back, b.pub} {
 		if s != nil {
 			s.Close()

@@ -106,7 +106,7 @@ func (b *Broker) loop() {
 			b.tick(now)
 			b.nextTick = now + hb/4
 		}
-		if b.pub != nil && now >= b.nextPub {
+		if (b.pub != nil || b.obs.metrics != nil) && now >= b.nextPub {
 			b.publish(now)
 			b.nextPub = now + int64(b.cfg.StatsInterval)
 		}
@@ -341,6 +341,7 @@ func (b *Broker) enqueue(j *job, now int64, front bool) {
 	}
 	b.heap.fix(j)
 	svc.live++
+	svc.hwm = max(svc.hwm, svc.live)
 	if front {
 		svc.queue.pushFront(j)
 	} else {
@@ -665,6 +666,7 @@ func (b *Broker) result(w *worker, r *protocol.Result, now int64) {
 	}
 	b.obs.record(b.obs.service, now-j.dispatched)
 	b.obs.record(w.service, now-j.dispatched)
+	b.obs.record(b.obs.total, now-j.arrived)
 	if j.state == jobAnswered {
 		b.counters.Late++
 	} else {
@@ -682,6 +684,7 @@ func (b *Broker) dropWorker(w *worker, now int64, why string) {
 	}
 	w.dead = true
 	delete(b.workers, w.key)
+	b.obs.dropped(w, now, why)
 	if !w.draining {
 		for _, svc := range w.svcs {
 			svc.workers--

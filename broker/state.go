@@ -42,6 +42,7 @@ type service struct {
 	live    int // queued jobs still waiting (queue may hold done ones)
 	ready   fifo[readyRef]
 	workers int // registered, not draining
+	hwm     int // deepest the queue was this stats interval
 }
 
 // readyRef is a worker in a service's ready list; idx is the service's

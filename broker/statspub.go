@@ -1,23 +1,36 @@
 package broker
 
 import (
-	"encoding/json"
-
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/hose-project/hose/stats"
 )
 
-// publish sends one stats snapshot on the PUB socket and starts a new
-// interval. It runs in the loop goroutine, which owns the socket.
+// publish sends one stats snapshot on the PUB socket, hands it to the
+// metrics server, and starts a new interval. It runs in the loop goroutine,
+// which owns the socket and every figure it reads.
 func (b *Broker) publish(now int64) {
-	snap := b.snapshot(now)
-	body, err := json.Marshal(snap)
-	if err != nil {
-		return
+	o := &b.obs
+	snap := b.statsSnapshot(now)
+	if b.pub != nil {
+		if body, err := stats.Encode(snap); err == nil {
+			// A subscriber that does not keep up loses snapshots (the
+			// socket's high-water mark), never slows the broker.
+			_, _ = b.pub.SendBytes(body, zmq.DONTWAIT)
+		}
 	}
-	_, _ = b.pub.SendBytes(body, zmq.DONTWAIT)
-	b.obs.queue.Reset()
-	b.obs.service.Reset()
+	if o.metrics != nil {
+		o.metrics.update(snap, o)
+	}
+	o.lastPub = now
+	o.lastTots = b.counters
+	o.queue.Reset()
+	o.service.Reset()
+	o.total.Reset()
 	for _, w := range b.workers {
 		w.service.Reset()
+	}
+	for _, svc := range b.services {
+		svc.hwm = svc.live
 	}
 }
