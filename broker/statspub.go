@@ -1,6 +1,7 @@
 package broker
 
 import (
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/hose-project/hose/stats"
@@ -24,11 +25,14 @@ func (b *Broker) publish(now int64) {
 	}
 	o.lastPub = now
 	o.lastTots = b.counters
-	o.queue.Reset()
-	o.service.Reset()
-	o.total.Reset()
+	for _, h := range []*hdrhistogram.Histogram{o.queue, o.service, o.total} {
+		h.Reset()
+	}
 	for _, w := range b.workers {
-		w.service.Reset()
+		// Clearing a histogram costs its whole size: skip the idle ones.
+		if w.service.TotalCount() > 0 {
+			w.service.Reset()
+		}
 	}
 	for _, svc := range b.services {
 		svc.hwm = svc.live
