@@ -22,7 +22,7 @@ import (
 // 1Hz with benchstat over several -count runs; the budget is 2 %.
 func BenchmarkStatsOverhead(b *testing.B) {
 	for _, fleet := range []struct {
-		name              string
+		name             string
 		busy, conc, idle int
 	}{{"200x2", 200, 2, 0}, {"2x128+198idle", 2, 128, 198}} {
 		for _, mode := range []struct {
