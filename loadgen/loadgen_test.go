@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -485,5 +486,21 @@ func TestPoissonRun(t *testing.T) {
 	r2 := run(t, context.Background(), cfg).Runs[0]
 	if r2.Sent != r.Sent {
 		t.Fatalf("same seed, %d then %d requests", r.Sent, r2.Sent)
+	}
+}
+
+// TestNoGoroutineLeak: after Run returns, every goroutine it started (the
+// requests, the recorder, the embedded cluster, the client) has ended.
+func TestNoGoroutineLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	run(t, context.Background(), Config{Rates: []float64{500}, Workers: []int{2}, Duration: 300 * time.Millisecond, Warmup: -1})
+	deadline := time.Now().Add(5 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for ; runtime.NumGoroutine() > before; <-tick.C {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
 	}
 }

@@ -34,14 +34,14 @@ func NewTextReporter(rep *Report) Reporter {
 	}
 }
 
-// NewJSONReporter writes the -json document: a single run's Result
-// object, or for a sweep an object with "runs" (Result objects), "knees"
-// and "slo".
+// NewJSONReporter writes the -json document: a single run's Result object
+// (its "slo" field says whether it met the SLO), or for a sweep an object
+// with "runs" (Result objects), "knees", "slo" and "direct".
 func NewJSONReporter(rep *Report) Reporter {
 	return func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		if len(rep.Runs) == 1 && rep.Knees == nil {
+		if len(rep.Runs) == 1 {
 			return enc.Encode(rep.Runs[0])
 		}
 		return enc.Encode(rep)

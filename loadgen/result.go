@@ -120,7 +120,7 @@ func summarise(h *hdrhistogram.Histogram) Percentiles {
 	}
 	return Percentiles{
 		Count:  h.TotalCount(),
-		Mean:   round1(h.Mean() / 1e3),
+		Mean:   us(int64(h.Mean())),
 		P50:    us(h.ValueAtQuantile(50)),
 		P75:    us(h.ValueAtQuantile(75)),
 		P90:    us(h.ValueAtQuantile(90)),
