@@ -504,3 +504,38 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 	}
 }
+
+func TestProgressLine(t *testing.T) {
+	tests := []struct {
+		p    Progress
+		want string
+	}{
+		{Progress{Runs: 1, Elapsed: 1500 * time.Millisecond, Rate: 4999.6, OK: 7000, InFlight: 3, P99: 1200 * time.Microsecond},
+			"  1.5s  rate 5000/s  ok 7000  errors 0  in flight 3  p99 1.20ms"},
+		{Progress{Run: 2, Runs: 6, Workers: 4, Target: 5000, Elapsed: 500 * time.Millisecond, Warmup: true, Rate: 5000, OK: 2500, Errors: 1},
+			"[2/6 4 workers, 5000/s]   0.5s warmup  rate 5000/s  ok 2500  errors 1  in flight 0"},
+		{Progress{Run: 1, Runs: 2, Workers: 1, Elapsed: time.Second, Rate: 20000},
+			"[1/2 1 worker, max]   1.0s  rate 20000/s  ok 0  errors 0  in flight 0"},
+	}
+	for _, tt := range tests {
+		if got := ProgressLine(tt.p); got != tt.want {
+			t.Errorf("ProgressLine =\n%q, want\n%q", got, tt.want)
+		}
+	}
+}
+
+func TestFmtDur(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{0, "0"}, {1, "1ns"}, {999, "999ns"}, {1500, "1.5µs"}, {250 * time.Microsecond, "250µs"},
+		{1234 * time.Microsecond, "1.23ms"}, {45600 * time.Microsecond, "45.6ms"}, {678 * time.Millisecond, "678ms"},
+		{2500 * time.Millisecond, "2.50s"},
+	}
+	for _, tt := range tests {
+		if got := fmtDur(tt.d); got != tt.want {
+			t.Errorf("fmtDur(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}

@@ -277,7 +277,11 @@ func writeRun(w io.Writer, r *Result) {
 func ProgressLine(p Progress) string {
 	var b strings.Builder
 	if p.Runs > 1 {
-		fmt.Fprintf(&b, "[%d/%d %s, %s/s] ", p.Run, p.Runs, workersLabel(p.Workers), fmtRate(p.Target))
+		rate := "max"
+		if p.Target > 0 {
+			rate = fmtRate(p.Target) + "/s"
+		}
+		fmt.Fprintf(&b, "[%d/%d %s, %s] ", p.Run, p.Runs, workersLabel(p.Workers), rate)
 	}
 	phase := ""
 	if p.Warmup {
