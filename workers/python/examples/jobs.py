@@ -18,6 +18,7 @@ demo    the conformance tests' handler: dispatches on the service name's
 """
 
 import hashlib
+import multiprocessing
 import os
 import time
 
@@ -54,11 +55,17 @@ def spin(job):
     while time.monotonic() < end:
         h = fnv1a(b"hose-spin-%d" % n, h)
         n += 1
-    return ("%s %d spin %d %016x" % (LANG, os.getpid(), n, h)).encode()
+    return ("%s %d spin %d %016x" % (LANG, worker_pid(), n, h)).encode()
+
+
+def worker_pid():
+    """The worker's pid: in a --pool process child, its parent's."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None else os.getpid()
 
 
 def whoami():
-    return ("%s %d" % (LANG, os.getpid())).encode()
+    return ("%s %d" % (LANG, worker_pid())).encode()
 
 
 def sleep(job):
