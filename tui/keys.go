@@ -84,25 +84,25 @@ func (k KeyMap) FullHelp() [][]key.Binding {
 // helpGroups names the FullHelp groups on the help screen.
 var helpGroups = []string{"general", "moving", "workers table", "views and worker count"}
 
-// longHelp explains a binding on the help screen, by its help key.
+// longHelp explains a binding on the help screen, by its help key, when
+// the screen is wide enough.
 var longHelp = map[string]string{
-	"?":     "this help (esc or ? closes it)",
-	"esc":   "back to the main view; there, clear the filter",
-	"p":     "pause the display (snapshots are still received and compared)",
-	"[":     "refresh the display less often (merges snapshots)",
-	"]":     "refresh the display more often",
-	"q":     "quit",
+	"?":     "this help",
+	"esc":   "back, or clear the filter",
+	"p":     "pause the display",
+	"[":     "refresh less often",
+	"]":     "refresh more often",
 	"enter": "detail of the selected worker",
-	"/":     "filter workers by id, state, host, pid or service; !text excludes",
-	"<":     "sort by the column to the left",
-	">":     "sort by the column to the right",
+	"/":     "filter (!text excludes)",
+	"<":     "sort by the left column",
+	">":     "sort by the right column",
 	"r":     "reverse the sort",
-	"e":     "errors by kind and the other counters",
-	"c":     "the worker-count comparison",
-	"tab":   "main → errors → comparison",
-	"+":     "add a worker (demo or hose cluster -control)",
+	"e":     "errors by kind",
+	"c":     "compare worker counts",
+	"tab":   "main → errors → compare",
+	"+":     "add a worker",
 	"-":     "remove a worker",
 	"w":     "type a worker count",
-	"x":     "export the comparison to Markdown and JSON files",
+	"x":     "export comparison (md, json)",
 	"X":     "clear the comparison",
 }

@@ -19,16 +19,17 @@ import (
 // ZeroMQ reconnects by itself, so a broker that restarts or starts late is
 // picked up without hosetop doing anything.
 type Source struct {
-	ep    string
-	now   func() time.Time
-	out   chan tea.Msg
-	zctx  *zmq.Context
-	sock  *zmq.Socket
-	waker *wake.Waker
-	stop  atomic.Bool
-	quit  chan struct{} // closed by Close
-	done  chan struct{}
-	once  sync.Once
+	ep       string
+	now      func() time.Time
+	minStale time.Duration
+	out      chan tea.Msg
+	zctx     *zmq.Context
+	sock     *zmq.Socket
+	waker    *wake.Waker
+	stop     atomic.Bool
+	quit     chan struct{} // closed by Close
+	done     chan struct{}
+	once     sync.Once
 }
 
 // minStale is the shortest silence after which the broker is reported
@@ -39,6 +40,10 @@ const minStale = 3 * time.Second
 // a broker that is not there yet) and starts reading. now is the clock
 // (nil: time.Now).
 func NewSource(ep string, now func() time.Time) (*Source, error) {
+	return newSource(ep, now, minStale)
+}
+
+func newSource(ep string, now func() time.Time, stale time.Duration) (*Source, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -46,7 +51,7 @@ func NewSource(ep string, now func() time.Time) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tui: zmq context: %w", err)
 	}
-	s := &Source{ep: ep, now: now, out: make(chan tea.Msg, 16), zctx: zctx,
+	s := &Source{ep: ep, now: now, minStale: stale, out: make(chan tea.Msg, 16), zctx: zctx,
 		quit: make(chan struct{}), done: make(chan struct{})}
 	if err := s.open(); err != nil {
 		if s.sock != nil {
@@ -117,7 +122,7 @@ func (s *Source) run() {
 	poller.Add(s.waker.Socket(), zmq.POLLIN)
 
 	var lastSeen time.Time
-	stale := minStale
+	stale := s.minStale
 	reported := false // a WaitingMsg went out since the last snapshot
 	if !s.send(WaitingMsg{Endpoint: s.ep, At: s.now()}) {
 		return
@@ -155,7 +160,7 @@ func (s *Source) run() {
 				snap := msg.(SnapshotMsg)
 				lastSeen = snap.At
 				reported = false
-				stale = max(minStale, time.Duration(3*snap.Snap.IntervalS*float64(time.Second)))
+				stale = max(s.minStale, time.Duration(3*snap.Snap.IntervalS*float64(time.Second)))
 			}
 			if !s.send(msg) {
 				return

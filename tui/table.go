@@ -36,15 +36,15 @@ var columns = []column{
 		func(a, b row) int { return cmp.Compare(a.w.ID, b.w.ID) }},
 	{"STATE", 8, false, 0, func(r row) string { return r.w.State },
 		func(a, b row) int { return cmp.Compare(stateOrder[a.w.State], stateOrder[b.w.State]) }},
-	{"HOST", 10, false, 4, func(r row) string { return r.w.Host },
+	{"HOST", 10, false, 3, func(r row) string { return r.w.Host },
 		func(a, b row) int { return strings.Compare(a.w.Host, b.w.Host) }},
-	{"PID", 7, true, 4, func(r row) string { return strconv.FormatUint(uint64(r.w.PID), 10) },
+	{"PID", 7, true, 5, func(r row) string { return strconv.FormatUint(uint64(r.w.PID), 10) },
 		func(a, b row) int { return cmp.Compare(a.w.PID, b.w.PID) }},
 	{"SERVICES", 12, false, 6, func(r row) string { return strings.Join(r.w.Services, ",") },
 		func(a, b row) int {
 			return strings.Compare(strings.Join(a.w.Services, ","), strings.Join(b.w.Services, ","))
 		}},
-	{"CAP", 4, true, 3, func(r row) string { return strconv.Itoa(r.w.Capacity) },
+	{"CAP", 4, true, 4, func(r row) string { return strconv.Itoa(r.w.Capacity) },
 		func(a, b row) int { return cmp.Compare(a.w.Capacity, b.w.Capacity) }},
 	{"INFL", 5, true, 2, func(r row) string { return strconv.Itoa(r.w.InFlight) },
 		func(a, b row) int { return cmp.Compare(a.w.InFlight, b.w.InFlight) }},

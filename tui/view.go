@@ -210,20 +210,28 @@ func (m *Model) metricsLine() string {
 		label("p99", st.Value.Render(fmtUS(pt.Lat.P99))),
 		label("queue", st.Value.Render(fmt.Sprint(s.QueueDepth()))+st.Dim.Render(fmt.Sprintf("/%d", hwm))),
 		label("err", errStyle.Render(fmtPct(errRatio))),
-		label("workers", st.Value.Render(fmt.Sprint(s.Live()))) + st.Label.Render(":") + " " +
-			m.stateCount(stats.StateReady, ws) + " " + m.stateCount(stats.StateBusy, ws) + " " +
-			m.stateCount(stats.StateDraining, ws) + " " + m.stateCount(stats.StateLost, ws),
+		label("workers", st.Value.Render(fmt.Sprint(s.Live()))) + st.Label.Render(":") + m.stateCounts(ws),
 	}
 	return strings.Join(parts, "  ")
 }
 
-func (m *Model) stateCount(state string, ws map[string]int) string {
-	n := ws[state]
-	text := fmt.Sprintf("%d %s", n, state)
-	if n == 0 {
-		return m.styles.Dim.Render(text)
+// stateCounts lists the workers by state: ready and busy always, the
+// others when there are some.
+func (m *Model) stateCounts(ws map[string]int) string {
+	var b strings.Builder
+	for _, state := range stats.States {
+		n := ws[state]
+		if n == 0 && state != stats.StateReady && state != stats.StateBusy {
+			continue
+		}
+		text := fmt.Sprintf(" %d %s", n, state)
+		if n == 0 {
+			b.WriteString(m.styles.Dim.Render(text))
+		} else {
+			b.WriteString(m.styles.States[state].Render(text))
+		}
 	}
-	return m.styles.States[state].Render(text)
+	return b.String()
 }
 
 func (m *Model) controlLine() string {
@@ -299,8 +307,14 @@ func (m *Model) footer(w int) string {
 	if m.table.filter != "" && m.view == viewMain {
 		parts = append(parts, st.Key.Render("filter")+" "+m.table.filter)
 	}
-	for _, b := range m.keys.ShortHelp() {
-		parts = append(parts, st.Key.Render(b.Help().Key)+" "+st.Dim.Render(b.Help().Desc))
+	k := m.keys
+	for _, it := range []struct{ key, desc string }{
+		{k.Help.Help().Key, "help"}, {k.Quit.Help().Key, "quit"}, {k.Filter.Help().Key, "filter"},
+		{k.SortPrv.Help().Key + k.SortNxt.Help().Key, "sort"}, {k.Reverse.Help().Key, "reverse"},
+		{k.Pause.Help().Key, "pause"}, {k.Add.Help().Key + "/" + k.Remove.Help().Key, "workers"},
+		{k.Compare.Help().Key, "compare"}, {k.Errors.Help().Key, "errors"}, {k.Detail.Help().Key, "detail"},
+	} {
+		parts = append(parts, st.Key.Render(it.key)+" "+st.Dim.Render(it.desc))
 	}
 	return fitItems(parts, w)
 }

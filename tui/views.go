@@ -111,12 +111,14 @@ func (m *Model) errorsView(w, h int) []string {
 	if answered > 0 {
 		ratio = float64(t.Errors) / float64(answered)
 	}
+	item := func(label string, v uint64) string { return st.Label.Render(label+" ") + fmtCount(v) }
 	lines = append(lines, "",
-		st.Heading.Render("since start")+"  "+
-			fmt.Sprintf("answered %s · errors %s (%s) · expired %s · requeued %s · late results %s",
-				fmtCount(answered), fmtCount(t.Errors), fmtPct(ratio), fmtCount(t.Expired), fmtCount(t.Requeued), fmtCount(t.Late)),
-		strings.Repeat(" ", 13)+fmt.Sprintf("cancelled %s · malformed %s · unroutable replies %s · workers lost %s",
-			fmtCount(t.Cancelled), fmtCount(t.Malformed), fmtCount(t.Unroutable), fmtCount(t.WorkersLost)))
+		st.Heading.Render("since start ")+strings.Join([]string{
+			item("answered", answered), item("errors", t.Errors) + " (" + fmtPct(ratio) + ")",
+			item("expired", t.Expired), item("requeued", t.Requeued)}, " · "),
+		strings.Repeat(" ", 12)+strings.Join([]string{
+			item("late", t.Late), item("cancelled", t.Cancelled), item("malformed", t.Malformed),
+			item("unroutable", t.Unroutable), item("workers lost", t.WorkersLost)}, " · "))
 	if rows := h - len(lines) - 3; rows >= 2 {
 		pts := m.hist.tail(2 * w)
 		vals := make([]float64, len(pts))
@@ -136,7 +138,7 @@ func (m *Model) compareView(w, h int) []string {
 	st := m.styles
 	lines := m.header(w)
 	lines = append(lines, st.Title.Render("compare worker counts")+
-		st.Dim.Render(fmt.Sprintf("   steady state: from %v after each change; latency broker-side", m.cfg.Settle)))
+		st.Dim.Render(fmt.Sprintf("   steady state from %v after each change", m.cfg.Settle)))
 	now := ""
 	switch {
 	case m.cmp.cur < 0:
@@ -184,22 +186,25 @@ func (m *Model) compareView(w, h int) []string {
 
 func (m *Model) helpView(w, h int) []string {
 	st := m.styles
-	lines := []string{st.Title.Render("hosetop help") + st.Dim.Render("   ? or esc closes"), ""}
+	lines := []string{st.Title.Render("hosetop help") + st.Dim.Render("   ? or esc closes")}
+	two := w >= 60
+	colw := w
+	if two {
+		colw = w / 2
+	}
 	var blocks [][]string
 	for i, g := range m.keys.FullHelp() {
 		block := []string{st.Heading.Render(helpGroups[i])}
 		for _, b := range g {
 			desc := b.Help().Desc
-			if long, ok := longHelp[b.Help().Key]; ok {
+			if long, ok := longHelp[b.Help().Key]; ok && 11+len([]rune(long)) <= colw {
 				desc = long
 			}
-			block = append(block, "  "+st.Key.Render(padRight(b.Help().Key, 8))+" "+desc)
+			block = append(block, " "+st.Key.Render(padRight(b.Help().Key, 8))+" "+desc)
 		}
 		blocks = append(blocks, block)
 	}
-	if w >= 90 {
-		// Two columns of groups.
-		colw := w / 2
+	if two {
 		for i := 0; i < len(blocks); i += 2 {
 			left, right := blocks[i], []string(nil)
 			if i+1 < len(blocks) {
@@ -215,18 +220,25 @@ func (m *Model) helpView(w, h int) []string {
 				}
 				lines = append(lines, fit(l, colw)+r)
 			}
-			lines = append(lines, "")
 		}
 	} else {
 		for _, b := range blocks {
 			lines = append(lines, b...)
 		}
-		lines = append(lines, "")
 	}
-	lines = append(lines,
-		st.Dim.Render("Charts hold two points per character, newest on the right. Latency is broker-side:"),
-		st.Dim.Render("arrival to the worker's result. The broker publishes a snapshot every stats interval;"),
-		st.Dim.Render("[ and ] change how often the screen takes them in (several are merged)."))
+	notes := []string{
+		"Charts hold two points per character, newest on the right; latency is",
+		"broker-side (arrival to result), p50 p90 p99 p99.9 on a log scale. The",
+		"broker publishes a snapshot per stats interval; [ and ] set how often the",
+		"screen takes them in. The comparison measures each worker count's steady",
+		"state from " + m.cfg.Settle.String() + " after it was set (-settle), drained backlogs left out.",
+	}
+	if len(lines)+1+len(notes) <= h-1 {
+		lines = append(lines, "")
+		for _, n := range notes {
+			lines = append(lines, st.Dim.Render(n))
+		}
+	}
 	return body(lines, h, m.viewFooter(w, "? or esc closes"))
 }
 
