@@ -28,7 +28,7 @@ type Config struct {
 	Workers int
 	// Concurrency is the number of jobs each worker runs at once. Default 1.
 	Concurrency int
-	// Rate is the load in requests per second; 0 sends none. Default 500.
+	// Rate is the load in requests per second; 0 sends none.
 	Rate float64
 	// Size is the payload size in bytes. Default 100.
 	Size int
@@ -57,9 +57,7 @@ func (c Config) withDefaults() Config {
 	if c.Concurrency <= 0 {
 		c.Concurrency = 1
 	}
-	if c.Rate < 0 {
-		c.Rate = 0
-	}
+	c.Rate = max(c.Rate, 0)
 	if c.Size <= 0 {
 		c.Size = 100
 	}
