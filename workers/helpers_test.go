@@ -73,6 +73,7 @@ func goWorkerMain(args []string) int {
 	fs := flag.NewFlagSet("go-worker", flag.ContinueOnError)
 	backend := fs.String("backend", "", "broker backend")
 	concurrency := fs.Int("concurrency", 2, "jobs at once")
+	prefetch := fs.Int("prefetch", 0, "jobs beyond concurrency")
 	maxJobs := fs.Int("max-jobs", 0, "retire after N jobs")
 	maxAge := fs.Duration("max-age", 0, "retire after D")
 	drain := fs.Duration("drain-timeout", 30*time.Second, "drain timeout")
@@ -83,7 +84,7 @@ func goWorkerMain(args []string) int {
 		return 2
 	}
 	cfg := worker.Config{
-		Backend: *backend, Services: services, Concurrency: *concurrency, MaxJobs: *maxJobs, MaxAge: *maxAge,
+		Backend: *backend, Services: services, Concurrency: *concurrency, Prefetch: *prefetch, MaxJobs: *maxJobs, MaxAge: *maxAge,
 		DrainTimeout: *drain, Params: map[string]string{},
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, nil)).With("pid", os.Getpid()),
 	}

@@ -51,6 +51,7 @@ const char kUsage[] =
     "  --job NAME             echo (default), sha256 or demo\n"
     "  --service NAME         a service to serve, repeatable (default: default)\n"
     "  --concurrency N        jobs run at once (default: hardware threads)\n"
+    "  --prefetch N           jobs held beyond --concurrency (default: equal to it; -1: none)\n"
     "  --param KEY=VALUE      handed to every job, repeatable\n"
     "  --max-age D            retire after D (e.g. 30s, 500ms; 0: never)\n"
     "  --max-age-delta D      add a random part up to D to --max-age\n"
@@ -175,7 +176,10 @@ int run(int argc, char** argv) {
             cfg.services.push_back(value());
         else if (a == "--concurrency")
             cfg.concurrency = static_cast<int>(parse_int(value(), "concurrency"));
-        else if (a == "--param") {
+        else if (a == "--prefetch") {
+            std::string v = value();
+            cfg.prefetch = v == "-1" ? -1 : static_cast<int>(parse_int(v, "prefetch"));
+        } else if (a == "--param") {
             std::string kv = value();
             auto eq = kv.find('=');
             if (eq == std::string::npos || eq == 0) throw UsageError("--param wants KEY=VALUE, got " + kv);

@@ -61,12 +61,16 @@ struct Wake {
         }
     }
     void drain() noexcept {
-        // Clear the flag first: a racing signal() then writes a byte that
-        // this read takes or that wakes the next poll.
-        set.store(false);
+        // Read first, then clear the flag. A signal() that still saw the
+        // flag set pushed its result before this clear, so the owner's next
+        // look at the results finds it; one after the clear writes a byte
+        // that wakes the next poll. (Clearing first can swallow the byte of
+        // a signal() that set the flag again: the flag then stays set with
+        // an empty pipe and no signal wakes the owner any more.)
         char buf[256];
         while (read(r, buf, sizeof buf) > 0) {
         }
+        set.store(false);
     }
 };
 
@@ -447,7 +451,8 @@ struct Worker::Impl {
     Outcome loop() {
         auto now = Clock::now();
         connect(now);
-        logf(LogLevel::kInfo, "worker started: backend ", cfg.backend, ", concurrency ", cfg.concurrency);
+        logf(LogLevel::kInfo, "worker started: backend ", cfg.backend, ", concurrency ", cfg.concurrency, ", prefetch ",
+             cfg.prefetch);
         auto next_tick = now;
         for (;;) {
             now = Clock::now();
@@ -501,7 +506,9 @@ Worker::Worker(Config cfg, Handler handler) : Worker(std::move(cfg)) {
 Worker::Worker(Config cfg) : impl_(std::make_unique<Impl>()) {
     if (cfg.services.empty()) cfg.services = {std::string(protocol::kDefaultService)};
     if (cfg.concurrency <= 0) cfg.concurrency = std::max(1u, std::thread::hardware_concurrency());
-    if (cfg.concurrency > 65535) throw std::invalid_argument("hose: concurrency over 65535");
+    if (cfg.prefetch == 0) cfg.prefetch = cfg.concurrency;
+    if (cfg.prefetch < 0) cfg.prefetch = 0;
+    if (cfg.concurrency + cfg.prefetch > 65535) throw std::invalid_argument("hose: concurrency + prefetch over 65535");
     if (cfg.services.size() > 255) throw std::invalid_argument("hose: more than 255 services");
     for (const auto& s : cfg.services)
         if (s.empty() || s.size() > 255) throw std::invalid_argument("hose: service names must be 1..255 bytes");
@@ -515,7 +522,7 @@ Worker::Worker(Config cfg) : impl_(std::make_unique<Impl>()) {
     char host[256] = {0};
     gethostname(host, sizeof host - 1);
     protocol::Ready rd;
-    rd.capacity = static_cast<std::uint16_t>(cfg.concurrency);
+    rd.capacity = static_cast<std::uint16_t>(cfg.concurrency + cfg.prefetch);
     rd.pid = static_cast<std::uint32_t>(getpid());
     rd.hostname = host;
     rd.version = cfg.version.substr(0, 255);

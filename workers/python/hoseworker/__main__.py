@@ -68,6 +68,9 @@ def parser():
     ap.add_argument("--backend", default=DEFAULT_BACKEND, metavar="ENDPOINT", help="the broker's backend (default %(default)s)")
     ap.add_argument("--service", action="append", default=[], metavar="NAME", help="a service to serve, repeatable (default: default)")
     ap.add_argument("--concurrency", type=int, default=0, metavar="N", help="jobs run at once (default: the number of CPUs)")
+    ap.add_argument("--prefetch", type=int, default=0, metavar="N",
+                    help="jobs held beyond --concurrency so the next starts without a round trip "
+                         "(default: equal to --concurrency; -1: none)")
     ap.add_argument("--pool", choices=("thread", "process"), default="thread",
                     help="run jobs on threads (default) or on processes (CPU-bound Python)")
     ap.add_argument("--param", action="append", type=param, default=[], metavar="KEY=VALUE",
@@ -98,7 +101,7 @@ def main(argv=None):
         return EXIT_USAGE
     try:
         w = Worker(fn, backend=args.backend, services=args.service or ["default"], concurrency=args.concurrency,
-                   pool=args.pool, params=dict(args.param), max_age=args.max_age, max_age_delta=args.max_age_delta,
+                   prefetch=None if args.prefetch == 0 else args.prefetch, pool=args.pool, params=dict(args.param), max_age=args.max_age, max_age_delta=args.max_age_delta,
                    max_jobs=args.max_jobs, drain_timeout=args.drain_timeout,
                    exit_on_broker_loss=args.exit_on_broker_loss, logger=log)
     except (TypeError, ValueError) as e:

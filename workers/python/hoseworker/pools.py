@@ -68,14 +68,18 @@ class Waker:
                 pass
 
     def drain(self):
-        # Clear the flag before reading: a signal() racing with us then
-        # writes a byte we read now or that wakes the next poll.
-        self._set = False
+        # Read, then clear the flag. A signal() that still saw the flag set
+        # appended its result before the clear, so the owner's next look at
+        # the results finds it; one after the clear writes a byte that wakes
+        # the next poll. (Clearing first can swallow the byte of a signal()
+        # that set the flag again, leaving the flag set, the pipe empty and
+        # the owner deaf to every later signal.)
         try:
             while os.read(self.r, 4096):
                 pass
         except (BlockingIOError, OSError):
             pass
+        self._set = False
 
     def close(self):
         for fd in (self.r, self.w):

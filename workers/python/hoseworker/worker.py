@@ -77,8 +77,12 @@ class Worker:
                 carrying the traceback.
     backend     the broker's backend endpoint
     services    service names to serve (default ["default"])
-    concurrency jobs run at once, the capacity announced to the broker
-                (default: the number of CPUs)
+    concurrency jobs run at once (default: the number of CPUs)
+    prefetch    jobs accepted beyond concurrency and queued here, so a slot
+                that frees up starts the next job without a round trip to
+                the broker (default: equal to concurrency; 0 or negative:
+                none). The broker never sends more than concurrency +
+                prefetch: that is the capacity in READY.
     pool        "thread" (default) or "process": where handlers run. Use
                 "process" for CPU-bound Python; the handler must then be a
                 module-level function.
@@ -93,8 +97,8 @@ class Worker:
     logger      a logging.Logger (default: logging.getLogger("hoseworker"))
     """
 
-    def __init__(self, handler, backend=DEFAULT_BACKEND, services=("default",), concurrency=None, pool="thread",
-                 params=None, max_age=0.0, max_age_delta=0.0, max_jobs=0, drain_timeout=30.0,
+    def __init__(self, handler, backend=DEFAULT_BACKEND, services=("default",), concurrency=None, prefetch=None,
+                 pool="thread", params=None, max_age=0.0, max_age_delta=0.0, max_jobs=0, drain_timeout=30.0,
                  reconnect_min=0.1, reconnect_max=5.0, heartbeat=0.5, liveness=4, exit_on_broker_loss=False,
                  logger=None):
         if not callable(handler):
@@ -103,8 +107,9 @@ class Worker:
         if len(services) > 255 or any(not 1 <= len(s.encode()) <= 255 for s in services):
             raise ValueError("want 1..255 service names of 1..255 bytes each")
         concurrency = concurrency or os.cpu_count() or 1
-        if not 1 <= concurrency <= 65535:
-            raise ValueError("concurrency %d is not in 1..65535" % concurrency)
+        prefetch = concurrency if prefetch is None else max(0, prefetch)
+        if not 1 <= concurrency + prefetch <= 65535:
+            raise ValueError("concurrency %d + prefetch %d is not in 1..65535" % (concurrency, prefetch))
         if pool not in ("thread", "process"):
             raise ValueError("pool must be 'thread' or 'process', not %r" % pool)
         if min(max_age, max_age_delta, max_jobs) < 0:
@@ -113,6 +118,7 @@ class Worker:
         self.backend = backend
         self.services = services
         self.concurrency = concurrency
+        self.prefetch = prefetch
         self.pool_kind = pool
         self.params = dict(params or {})
         self.max_age = max_age
@@ -124,7 +130,7 @@ class Worker:
         self.exit_on_broker_loss = exit_on_broker_loss
         self.log = logger or logging.getLogger("hoseworker")
         self.version = "hose-py/%s python/%d.%d" % ((__version__,) + sys.version_info[:2])
-        self._ready = p.encode_ready(p.Ready(concurrency, os.getpid(), _socket.gethostname()[:255],
+        self._ready = p.encode_ready(p.Ready(concurrency + prefetch, os.getpid(), _socket.gethostname()[:255],
                                              self.version, services))
         self._hb0, self._liveness0 = heartbeat, liveness
         self._waker = Waker()
@@ -178,8 +184,8 @@ class Worker:
             self._retire_at = now + self.max_age + random.uniform(0, self.max_age_delta)
         try:
             self._connect(now)
-            self.log.info("worker started: backend %s, services %s, concurrency %d (%s pool)",
-                          self.backend, ",".join(self.services), self.concurrency, self.pool_kind)
+            self.log.info("worker started: backend %s, services %s, concurrency %d (%s pool), prefetch %d",
+                          self.backend, ",".join(self.services), self.concurrency, self.pool_kind, self.prefetch)
             return self._loop()
         finally:
             if self._sock is not None:

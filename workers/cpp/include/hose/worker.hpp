@@ -65,6 +65,11 @@ struct Config {
     std::string backend = kDefaultBackend;  // the broker's backend endpoint
     std::vector<std::string> services;      // empty: {"default"}
     int concurrency = 0;                    // jobs at once; 0: hardware threads
+    // Jobs accepted beyond concurrency and queued here, so a thread that
+    // frees up starts the next job without a round trip to the broker. The
+    // broker never sends more than concurrency + prefetch (the capacity in
+    // READY). 0: equal to concurrency; negative: none.
+    int prefetch = 0;
     std::map<std::string, std::string> params;  // handed to every job
     // Retire after max_age (plus a random part up to max_age_delta) or after
     // max_jobs jobs; zero: never. A supervisor then starts a fresh worker.
