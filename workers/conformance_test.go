@@ -520,3 +520,53 @@ func TestPythonClient(t *testing.T) {
 		t.Errorf("client.py --ping: %q (exit %d, stderr %q)", out, code, errs)
 	}
 }
+
+// TestBurst sends a burst of short jobs to one worker that accepts only 2
+// at a time (--prefetch -1), so every job waits for a result to free a
+// slot: a worker whose owner sleeps through finished jobs until its next
+// heartbeat tick takes many times longer. (Such a lost wake-up, a race in
+// the result pipe, once cut both workers to a few hundred jobs/s under
+// load; this test catches it only when the race strikes within the burst.)
+func TestBurst(t *testing.T) {
+	t.Parallel()
+	const jobs, callers = 1000, 32
+	for _, l := range allLangs {
+		t.Run(l.label, func(t *testing.T) {
+			t.Parallel()
+			b := newBroker(t)
+			c := newClient(t, b.Frontend())
+			w := l.start(t, b.Backend(), []string{"echo"}, "--prefetch", "-1")
+			if ws := waitRegistered(t, b, w); ws.Capacity != 2 {
+				t.Fatalf("capacity %d with --concurrency 2 --prefetch -1, want 2", ws.Capacity)
+			}
+			start := time.Now()
+			var wg sync.WaitGroup
+			next := make(chan int, jobs)
+			for i := 0; i < jobs; i++ {
+				next <- i
+			}
+			close(next)
+			for g := 0; g < callers; g++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range next {
+						payload := fmt.Sprint(i)
+						if res, err := execute(t, c, "echo", payload); err != nil || string(res) != payload {
+							t.Errorf("job %d: %q, %v", i, res, err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			took := time.Since(start)
+			t.Logf("%d jobs in %v (%.0f/s)", jobs, took, jobs/took.Seconds())
+			// A worker stuck until each heartbeat tick (testHeartbeat/4)
+			// would need jobs/2 ticks.
+			if stuck := time.Duration(jobs/2) * testHeartbeat / 4; took > stuck/2 {
+				t.Errorf("%d jobs took %v: the worker stalls (a worker woken only by its heartbeat tick needs %v)", jobs, took, stuck)
+			}
+		})
+	}
+}
