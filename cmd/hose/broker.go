@@ -41,6 +41,10 @@ type brokerFlags struct {
 	services     stringList
 	skipCheck    bool
 	checkTimeout time.Duration
+	// The stats stream and metrics (docs/STATS.md).
+	stats         endpointFlag
+	statsInterval time.Duration
+	metrics       string
 }
 
 // register adds the broker flags; allowList adds -service, which hose
@@ -62,6 +66,10 @@ func (f *brokerFlags) register(fs *flag.FlagSet, allowList bool) {
 	}
 	fs.BoolVar(&f.skipCheck, "skip-check", false, "skip the check for a broker already answering on -frontend")
 	fs.DurationVar(&f.checkTimeout, "check-timeout", d.CheckTimeout, "how long the check waits for a running broker's answer")
+	f.stats = endpointFlag{ep: defaultStatsEndpoint}
+	fs.Var(&f.stats, "stats", "the stats PUB `ENDPOINT` hosetop reads (\"\" for none; see docs/STATS.md)")
+	fs.DurationVar(&f.statsInterval, "stats-interval", time.Second, "how often a stats snapshot is published (100ms or more)")
+	fs.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://`HOST:PORT`/metrics (default off)")
 }
 
 func (f *brokerFlags) config(log *slog.Logger) broker.Config {
@@ -78,6 +86,9 @@ func (f *brokerFlags) config(log *slog.Logger) broker.Config {
 		Services:          f.services,
 		SkipCheck:         f.skipCheck,
 		CheckTimeout:      f.checkTimeout,
+		Stats:             f.stats.use(log, "stats", "-stats"),
+		StatsInterval:     f.statsInterval,
+		Metrics:           f.metrics,
 		Logger:            log,
 	}
 }

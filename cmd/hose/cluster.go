@@ -38,6 +38,7 @@ type clusterCmd struct {
 	restartMin   time.Duration
 	restartMax   time.Duration
 	drainTimeout time.Duration
+	control      endpointFlag
 }
 
 func (c *clusterCmd) register(fs *flag.FlagSet) {
@@ -48,6 +49,8 @@ func (c *clusterCmd) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.restartMin, "restart-min", d.RestartMin, "delay before restarting a worker that failed the first time")
 	fs.DurationVar(&c.restartMax, "restart-max", d.RestartMax, "longest delay before restarting a worker that keeps failing")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long workers, then the broker, get to finish their jobs")
+	c.control = endpointFlag{ep: defaultControlEndpoint}
+	fs.Var(&c.control, "control", "the control `ENDPOINT` through which hosetop reads and sets the worker count (\"\" for none)")
 	c.log.register(fs)
 }
 
@@ -102,7 +105,19 @@ func (c *clusterCmd) run(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "hose cluster: %v\n", err)
 		return exitError
 	}
-	log.Info("cluster running", "frontend", b.Frontend(), "backend", b.Backend(), "workers", c.workers)
+	ctlEP := c.control.use(log, "control", "-control")
+	if ctlEP != "" {
+		ctl, err := cluster.ServeControl(cluster.ControlConfig{Endpoint: ctlEP, Logger: log.With("component", "control")}, cluster.SupervisorScaler(sup))
+		if err != nil {
+			fmt.Fprintf(e.stderr, "hose cluster: %v\n", err)
+			_ = sup.Stop(context.Background())
+			b.Close()
+			return exitError
+		}
+		defer ctl.Close()
+	}
+	log.Info("cluster running", "frontend", b.Frontend(), "backend", b.Backend(), "workers", c.workers,
+		"stats", b.StatsEndpoint(), "control", ctlEP)
 
 	code := exitOK
 	select {
