@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -51,6 +52,44 @@ func TestVectors(t *testing.T) {
 		}
 		t.Logf("%s", bytes.TrimSpace(out))
 	})
+}
+
+// TestWorkerProtocol runs python/tests/test_worker_protocol.py, a scripted
+// fake broker that checks the rules of PROTOCOL.md section 9 a real broker
+// seldom exercises on cue (jobs after DRAIN, the DRAIN acknowledgement,
+// DISCONNECT while jobs run, max_payload, garbage, silence), against the
+// worker of each language.
+func TestWorkerProtocol(t *testing.T) {
+	t.Parallel()
+	for _, l := range allLangs {
+		t.Run(l.label, func(t *testing.T) {
+			t.Parallel()
+			py := pythonExe(t)
+			var cmd []string
+			env := []string{"PYTHONDONTWRITEBYTECODE=1"}
+			switch l.name {
+			case "go":
+				cmd = []string{os.Args[0]}
+				env = append(env, roleEnv+"=worker")
+			case "python":
+				cmd = []string{py, "-m", "hoseworker", "examples.jobs:demo"}
+			case "cpp":
+				cmd = []string{cppBin(t, "hose-cpp-worker"), "--job", "demo"}
+			}
+			js, err := json.Marshal(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run := exec.Command(py, "-m", "unittest", "-v", "tests.test_worker_protocol")
+			run.Dir = "python"
+			run.Env = append(append(run.Environ(), env...), "HOSE_WORKER_CMD="+string(js))
+			out, err := run.CombinedOutput()
+			if err != nil {
+				t.Fatalf("the %s worker against the scripted broker: %v\n%s", l.name, err, out)
+			}
+			t.Logf("%s", bytes.TrimSpace(out))
+		})
+	}
 }
 
 // TestMixedPool runs one worker of each language in one pool and checks
