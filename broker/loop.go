@@ -525,8 +525,13 @@ func (b *Broker) fromWorker(m *zsock.Msg, now int64) {
 	cmd, err := protocol.ParseHeader(m.Header, protocol.Worker)
 	if err != nil {
 		b.counters.Malformed++
-		if err == protocol.ErrVersion {
+		switch {
+		case err == protocol.ErrVersion:
 			_ = zsock.Send(b.back, m.ID, hdrDisconnect, []byte("unsupported version: this broker speaks "+protocol.WorkerTag), zmq.DONTWAIT)
+		case protocol.IsClientHeader(m.Header):
+			// A client pointed at the backend: tell it in its own dialect.
+			_ = zsock.Send(b.back, m.ID, hdrError, protocol.AppendError(nil, protocol.StatusMalformed,
+				"this is a broker backend (for workers); clients connect to the frontend"), zmq.DONTWAIT)
 		}
 		return
 	}
