@@ -9,7 +9,7 @@ import (
 // point is one refresh of the charts.
 type point struct {
 	At      time.Time
-	Rate    float64 // answers per second
+	Rate    float64 // jobs answered ok per second
 	ErrRate float64 // error answers per second
 	Lat     stats.Percentiles
 	Queue   int

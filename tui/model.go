@@ -130,7 +130,7 @@ type pending struct {
 	last     *stats.Snapshot
 	n        int
 	seconds  float64
-	answered float64
+	ok       float64 // answers with status ok
 	errors   float64
 	hist     *hdrhistogram.Histogram
 }
@@ -250,7 +250,7 @@ func (m *Model) onSnapshot(msg SnapshotMsg) {
 	p.last = s
 	p.n++
 	p.seconds += s.IntervalS
-	p.answered += s.Rates.Answered() * s.IntervalS
+	p.ok += s.Rates.Replied * s.IntervalS
 	p.errors += s.Rates.Errors * s.IntervalS
 	if msg.Total != nil {
 		p.hist.Merge(msg.Total)
@@ -299,7 +299,7 @@ func (m *Model) apply(at time.Time) {
 	}
 	pt := point{At: s.Time, Queue: s.QueueDepth(), Live: s.Live(), Lat: stats.PercentilesOf(p.hist)}
 	if p.seconds > 0 {
-		pt.Rate = p.answered / p.seconds
+		pt.Rate = p.ok / p.seconds
 		pt.ErrRate = p.errors / p.seconds
 	}
 	m.hist.push(pt)

@@ -190,8 +190,8 @@ func (m *Model) metricsLine() string {
 	pt, _ := m.hist.last()
 	label := func(l, v string) string { return st.Label.Render(l+" ") + v }
 	errRatio := 0.0
-	if pt.Rate > 0 {
-		errRatio = pt.ErrRate / pt.Rate
+	if a := pt.Rate + pt.ErrRate; a > 0 {
+		errRatio = pt.ErrRate / a
 	}
 	errStyle := st.Value
 	switch {

@@ -143,10 +143,10 @@ func (m *Model) compareView(w, h int) []string {
 	switch {
 	case m.cmp.cur < 0:
 		now = "waiting for snapshots"
-	case m.cmp.settling(m.now) > 0:
-		now = fmt.Sprintf("%d workers: settling %s", m.cmp.cur, fmtAge(m.cmp.settling(m.now)))
 	case m.cmp.draining:
 		now = fmt.Sprintf("%d workers: waiting for the queue to drain", m.cmp.cur)
+	case m.cmp.settling(m.now) > 0:
+		now = fmt.Sprintf("%d workers: settling %s", m.cmp.cur, fmtAge(m.cmp.settling(m.now)))
 	default:
 		now = fmt.Sprintf("%d workers: measuring", m.cmp.cur)
 	}
@@ -228,7 +228,8 @@ func (m *Model) helpView(w, h int) []string {
 	}
 	notes := []string{
 		"Charts hold two points per character, newest on the right; latency is",
-		"broker-side (arrival to result), p50 p90 p99 p99.9 on a log scale. The",
+		"broker-side (arrival to result), p50 p90 p99 p99.9 on a log scale; jobs/s counts",
+		"jobs answered ok, errors are apart. The",
 		"broker publishes a snapshot per stats interval; [ and ] set how often the",
 		"screen takes them in. The comparison measures each worker count's steady",
 		"state from " + m.cfg.Settle.String() + " after it was set (-settle), drained backlogs left out.",

@@ -68,7 +68,7 @@ type options struct {
 }
 
 func (o *options) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.stats, "stats", "tcp://127.0.0.1:5557", "the broker's stats `ENDPOINT` (hose broker -stats)")
+	fs.StringVar(&o.stats, "stats", "tcp://127.0.0.1:5557", "the broker's stats `ENDPOINT` (hose broker -stats); with -demo, where the demo publishes (default: a free port)")
 	fs.StringVar(&o.control, "control", cluster.DefaultControlEndpoint, "a hose cluster's control `ENDPOINT`, to change its worker count (\"\" for none)")
 	fs.DurationVar(&o.refresh, "refresh", time.Second, "how often the screen takes in new snapshots ([ and ] change it)")
 	fs.DurationVar(&o.settle, "settle", 3*time.Second, "comparison: time after a worker-count change before measuring")
@@ -115,9 +115,17 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 	cfg := tui.Config{Endpoint: o.stats, Refresh: o.refresh, Settle: o.settle, ExportDir: o.exportDir}
 	if o.demo {
+		// The demo's broker publishes on a free port, or on -stats when it
+		// is given (for another reader: a second hosetop, a script).
+		statsEP := ""
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "stats" {
+				statsEP = o.stats
+			}
+		})
 		d, err := demo.Start(demo.Config{
 			Job: o.handler, Workers: o.workers, Concurrency: o.concurrency, Rate: o.rate, Size: o.size,
-			StatsInterval: o.statsInterval,
+			Stats: statsEP, StatsInterval: o.statsInterval,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "hosetop: %v\n", err)
