@@ -20,7 +20,7 @@ type Trial struct {
 	Answered  uint64  `json:"answered"` // requests answered in it, ok or not
 	Errors    uint64  `json:"errors"`
 	JobsPerS  float64 `json:"jobs_per_s"` // answered ok per second
-	P50US     int64   `json:"p50_us"` // broker-side latency, arrival to result
+	P50US     int64   `json:"p50_us"`     // broker-side latency, arrival to result
 	P99US     int64   `json:"p99_us"`
 	ErrorRate float64 `json:"error_rate"` // errors / answered
 

@@ -127,12 +127,12 @@ type Model struct {
 
 // pending gathers the snapshots received since the last refresh.
 type pending struct {
-	last     *stats.Snapshot
-	n        int
-	seconds  float64
-	ok       float64 // answers with status ok
-	errors   float64
-	hist     *hdrhistogram.Histogram
+	last    *stats.Snapshot
+	n       int
+	seconds float64
+	ok      float64 // answers with status ok
+	errors  float64
+	hist    *hdrhistogram.Histogram
 }
 
 type ctlState struct {
