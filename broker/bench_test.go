@@ -2,6 +2,7 @@ package broker_test
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func BenchmarkExecute(b *testing.B) {
 	total := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
-	b.SetParallelism(128)
+	b.SetParallelism(max(1, 256/runtime.GOMAXPROCS(0)))
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		h := hdrhistogram.New(1, int64(10*time.Second/time.Microsecond), 3)

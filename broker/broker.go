@@ -41,7 +41,9 @@ type Broker struct {
 	back     *zmq.Socket
 	pub      *zmq.Socket // stats, nil when off
 	statsEP  string
-	waker    *wake.Waker
+	waiter   *wake.Waiter
+	frontW   *wake.Watch
+	backW    *wake.Watch
 	ctl      chan ctlMsg
 	done     chan struct{}
 	closeErr error
@@ -162,7 +164,11 @@ func (b *Broker) open() error {
 	if err := b.startMetrics(); err != nil {
 		return err
 	}
-	b.waker, err = wake.New(b.zctx)
+	b.waiter = wake.New()
+	if b.frontW, err = b.waiter.Watch(b.front); err != nil {
+		return err
+	}
+	b.backW, err = b.waiter.Watch(b.back)
 	return err
 }
 
@@ -252,13 +258,12 @@ func (b *Broker) ping(ep string) (protocol.Pong, bool) {
 
 func (b *Broker) closeSockets() {
 	b.stopMetrics()
+	b.frontW.Close()
+	b.backW.Close()
 	for _, s := range []*zmq.Socket{b.front, b.back, b.pub} {
 		if s != nil {
 			s.Close()
 		}
-	}
-	if b.waker != nil {
-		b.waker.Close()
 	}
 }
 
@@ -279,7 +284,7 @@ func (b *Broker) send(m ctlMsg) bool {
 	case <-b.done:
 		return false
 	case b.ctl <- m:
-		b.waker.Signal()
+		b.waiter.Signal()
 		return true
 	}
 }

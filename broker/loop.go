@@ -5,6 +5,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/hose-project/hose/internal/wake"
 	"github.com/hose-project/hose/internal/zsock"
 	"github.com/hose-project/hose/protocol"
 )
@@ -46,44 +47,36 @@ func (b *Broker) now() int64 { return int64(time.Since(b.start)) }
 
 func (b *Broker) loop() {
 	defer close(b.done)
-	poller := zmq.NewPoller()
-	poller.Add(b.front, zmq.POLLIN)
-	poller.Add(b.back, zmq.POLLIN)
-	poller.Add(b.waker.Socket(), zmq.POLLIN)
 	hb := int64(b.cfg.HeartbeatInterval)
 	b.nextTick = b.now() + hb/4
 	abort := false
+	frontIn, backIn := true, true
 	for !abort {
-		now := b.now()
-		timeout := b.nextTick - now
-		if len(b.heap) > 0 {
-			timeout = min(timeout, b.heap[0].expiry-now)
-		}
-		if b.retry {
-			timeout = min(timeout, int64(time.Millisecond))
-		}
-		b.waker.Sleep()
-		if len(b.ctl) > 0 {
-			timeout = 0
-		}
-		polled, err := poller.PollAll(time.Duration(zsock.PollTimeout(timeout)))
-		b.waker.Awake()
-		if err != nil {
-			if zsock.IsTerm(err) {
-				break
+		if !frontIn && !backIn && len(b.ctl) == 0 {
+			now := b.now()
+			timeout := b.nextTick - now
+			if b.pub != nil || b.obs.metrics != nil {
+				timeout = min(timeout, b.nextPub-now)
 			}
-			b.cfg.Logger.Error("poll failed", "err", err)
-			time.Sleep(10 * time.Millisecond)
-			continue
+			if len(b.heap) > 0 {
+				timeout = min(timeout, b.heap[0].expiry-now)
+			}
+			if b.retry {
+				timeout = min(timeout, int64(time.Millisecond))
+			}
+			b.waiter.Sleep()
+			if len(b.ctl) > 0 {
+				b.waiter.Awake()
+			} else {
+				b.waiter.Wait(time.Duration(timeout))
+			}
+			frontIn, backIn = wake.Readable(b.front), wake.Readable(b.back)
 		}
-		if polled[2].Events&zmq.POLLIN != 0 {
-			b.waker.Drain()
-		}
-		now = b.now()
-		if polled[0].Events&zmq.POLLIN != 0 {
+		now := b.now()
+		if frontIn {
 			b.drainFront(now)
 		}
-		if polled[1].Events&zmq.POLLIN != 0 {
+		if backIn {
 			b.drainBack(now)
 		}
 		for len(b.ctl) > 0 {
@@ -114,6 +107,9 @@ func (b *Broker) loop() {
 		if b.draining && len(b.jobs) == 0 && b.queued() == 0 {
 			break
 		}
+		// Sending may have consumed the edge that announced new input:
+		// ask ZMQ_EVENTS before deciding to sleep.
+		frontIn, backIn = wake.Readable(b.front), wake.Readable(b.back)
 	}
 	b.stop()
 }

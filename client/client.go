@@ -104,12 +104,12 @@ func (c Config) Validate() error {
 
 // Client sends jobs to hose brokers.
 type Client struct {
-	cfg   Config
-	zctx  *zmq.Context
-	waker *wake.Waker
-	eps   []*endpoint
-	done  chan struct{}
-	start time.Time
+	cfg    Config
+	zctx   *zmq.Context
+	waiter *wake.Waiter
+	eps    []*endpoint
+	done   chan struct{}
+	start  time.Time
 
 	mu      sync.Mutex
 	queue   []*call // calls waiting for the owner
@@ -157,15 +157,12 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: zmq context: %w", err)
 	}
 	c := &Client{
-		cfg: cfg, zctx: zctx, done: make(chan struct{}), start: time.Now(),
+		cfg: cfg, zctx: zctx, done: make(chan struct{}), start: time.Now(), waiter: wake.New(),
 		pending: make(map[uint64]*call), waiters: make(map[uint64]*pingReq),
 	}
 	fail := func(err error) (*Client, error) {
 		for _, ep := range c.eps {
 			ep.close()
-		}
-		if c.waker != nil {
-			c.waker.Close()
 		}
 		zctx.Term()
 		return nil, err
@@ -177,8 +174,13 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.eps = append(c.eps, ep)
 	}
-	if c.waker, err = wake.New(zctx); err != nil {
-		return fail(err)
+	for _, ep := range c.eps {
+		if ep.sockW, err = c.waiter.Watch(ep.sock); err != nil {
+			return fail(err)
+		}
+		if ep.monW, err = c.waiter.Watch(ep.mon); err != nil {
+			return fail(err)
+		}
 	}
 	go c.loop()
 	return c, nil
@@ -345,7 +347,7 @@ func (c *Client) execute(ctx context.Context, payload []byte, opts []CallOption)
 	}
 	c.queue = append(c.queue, cl)
 	c.mu.Unlock()
-	c.waker.Signal()
+	c.waiter.Signal()
 
 	if done := ctx.Done(); done != nil {
 		select {
@@ -381,7 +383,7 @@ func (c *Client) giveUp(cl *call) {
 	c.mu.Lock()
 	c.gaveUp = append(c.gaveUp, cl)
 	c.mu.Unlock()
-	c.waker.Signal()
+	c.waiter.Signal()
 }
 
 type pingReq struct {
@@ -401,7 +403,7 @@ func (c *Client) Ping(ctx context.Context) (BrokerInfo, error) {
 	}
 	c.pings = append(c.pings, p)
 	c.mu.Unlock()
-	c.waker.Signal()
+	c.waiter.Signal()
 	timer := time.NewTimer(c.cfg.ConnectTimeout)
 	defer timer.Stop()
 	select {
@@ -422,7 +424,7 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	c.waker.Signal()
+	c.waiter.Signal()
 	<-c.done
 	return nil
 }

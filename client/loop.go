@@ -6,6 +6,7 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
+	"github.com/hose-project/hose/internal/wake"
 	"github.com/hose-project/hose/internal/zsock"
 	"github.com/hose-project/hose/protocol"
 )
@@ -27,6 +28,10 @@ type endpoint struct {
 	addr      string
 	sock      *zmq.Socket
 	mon       *zmq.Socket // socket monitor events of sock
+	sockW     *wake.Watch
+	monW      *wake.Watch
+	sockIn    bool // sock had input at the last look
+	monIn     bool
 	connected bool
 	silent    bool    // connected, but the broker stopped answering
 	conn      uint64  // connection generation, +1 per connect
@@ -43,6 +48,8 @@ type endpoint struct {
 func (ep *endpoint) usable() bool { return ep.connected && !ep.silent }
 
 func (ep *endpoint) close() {
+	ep.sockW.Close()
+	ep.monW.Close()
 	if ep.mon != nil {
 		ep.mon.Close()
 	}
@@ -53,55 +60,43 @@ func (ep *endpoint) close() {
 
 func (c *Client) loop() {
 	defer close(c.done)
-	poller := zmq.NewPoller()
-	for _, ep := range c.eps {
-		poller.Add(ep.sock, zmq.POLLIN)
-		poller.Add(ep.mon, zmq.POLLIN)
-	}
-	wakeIdx := 2 * len(c.eps)
-	poller.Add(c.waker.Socket(), zmq.POLLIN)
 	hb := int64(c.cfg.HeartbeatInterval)
 	tick := hb / 4
 	nextTick := c.now()
+	c.look()
 	for {
-		now := c.now()
-		timeout := nextTick - now
-		if len(c.backlog) > 0 {
-			timeout = min(timeout, int64(5*time.Millisecond))
-		}
-		c.waker.Sleep()
-		c.mu.Lock()
-		if len(c.queue) > 0 || len(c.gaveUp) > 0 || len(c.pings) > 0 || c.closing {
-			timeout = 0
-		}
-		c.mu.Unlock()
-		polled, err := poller.PollAll(time.Duration(zsock.PollTimeout(timeout)))
-		c.waker.Awake()
-		if err != nil {
-			if zsock.IsTerm(err) {
-				break
+		if !c.anyInput() {
+			now := c.now()
+			timeout := nextTick - now
+			if len(c.backlog) > 0 {
+				timeout = min(timeout, int64(5*time.Millisecond))
 			}
-			time.Sleep(time.Millisecond)
-			continue
+			c.waiter.Sleep()
+			c.mu.Lock()
+			busy := len(c.queue) > 0 || len(c.gaveUp) > 0 || len(c.pings) > 0 || c.closing
+			c.mu.Unlock()
+			if busy {
+				c.waiter.Awake()
+			} else {
+				c.waiter.Wait(time.Duration(timeout))
+			}
+			c.look()
 		}
-		if polled[wakeIdx].Events&zmq.POLLIN != 0 {
-			c.waker.Drain()
-		}
-		now = c.now()
+		now := c.now()
 		delivered := 0
-		for i, ep := range c.eps {
-			if polled[2*i+1].Events&zmq.POLLIN != 0 {
+		for _, ep := range c.eps {
+			if ep.monIn {
 				c.events(ep, now)
 			}
-			if polled[2*i].Events&zmq.POLLIN != 0 {
+			if ep.sockIn {
 				delivered += c.drain(ep, now)
 			}
 		}
-		if delivered > 0 {
-			// Let the callers just answered run and queue their next calls,
-			// so they leave in one batch instead of one wake-up each.
-			runtime.Gosched()
-		}
+		// Let runnable callers (those just answered, or the one whose
+		// signal woke us) queue their calls first, so they leave in one
+		// batch instead of one wake-up each.
+		_ = delivered
+		runtime.Gosched()
 		c.mu.Lock()
 		queue, gaveUp, pings, closing := c.queue, c.gaveUp, c.pings, c.closing
 		c.queue, c.gaveUp, c.pings = nil, nil, nil
@@ -131,7 +126,26 @@ func (c *Client) loop() {
 			nextTick = now + tick
 		}
 		c.flush(now)
+		// Sending may have consumed the edge that announced a reply.
+		c.look()
 	}
+}
+
+// look asks ZMQ_EVENTS which sockets have input.
+func (c *Client) look() {
+	for _, ep := range c.eps {
+		ep.sockIn = wake.Readable(ep.sock)
+		ep.monIn = wake.Readable(ep.mon)
+	}
+}
+
+func (c *Client) anyInput() bool {
+	for _, ep := range c.eps {
+		if ep.sockIn || ep.monIn {
+			return true
+		}
+	}
+	return false
 }
 
 // assign gives cl an endpoint and adds it to that endpoint's batch.
@@ -476,6 +490,5 @@ func (c *Client) shutdown(queue []*call) {
 		ep.outCalls = nil
 		ep.close()
 	}
-	c.waker.Close()
 	c.zctx.Term()
 }

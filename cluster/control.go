@@ -95,7 +95,8 @@ type ControlServer struct {
 	scaler  Scaler
 	zctx    *zmq.Context
 	sock    *zmq.Socket
-	waker   *wake.Waker
+	waiter  *wake.Waiter
+	watch   *wake.Watch
 	ep      string
 	closing atomic.Bool
 	done    chan struct{}
@@ -143,7 +144,8 @@ func (c *ControlServer) open() error {
 		return fmt.Errorf("cluster: bind control %s: %w", c.cfg.Endpoint, err)
 	}
 	c.ep, _ = c.sock.GetLastEndpoint()
-	c.waker, err = wake.New(c.zctx)
+	c.waiter = wake.New()
+	c.watch, err = c.waiter.Watch(c.sock)
 	return err
 }
 
@@ -155,7 +157,7 @@ func (c *ControlServer) Endpoint() string { return c.ep }
 func (c *ControlServer) Close() error {
 	c.once.Do(func() {
 		c.closing.Store(true)
-		c.waker.Signal()
+		c.waiter.Signal()
 	})
 	<-c.done
 	return nil
@@ -164,33 +166,21 @@ func (c *ControlServer) Close() error {
 func (c *ControlServer) serve() {
 	defer close(c.done)
 	defer func() {
+		c.watch.Close()
 		c.sock.Close()
-		c.waker.Close()
 		c.zctx.Term()
 	}()
-	poller := zmq.NewPoller()
-	poller.Add(c.sock, zmq.POLLIN)
-	poller.Add(c.waker.Socket(), zmq.POLLIN)
 	for {
-		c.waker.Sleep()
 		if c.closing.Load() {
 			return
 		}
-		polled, err := poller.PollAll(-1)
-		c.waker.Awake()
-		if err != nil {
-			if zsock.IsTerm(err) {
+		if !wake.Readable(c.sock) {
+			c.waiter.Sleep()
+			if c.closing.Load() {
+				c.waiter.Awake()
 				return
 			}
-			continue
-		}
-		if polled[1].Events&zmq.POLLIN != 0 {
-			c.waker.Drain()
-		}
-		if c.closing.Load() {
-			return
-		}
-		if polled[0].Events&zmq.POLLIN == 0 {
+			c.waiter.Wait(time.Hour)
 			continue
 		}
 		parts, err := c.sock.RecvMessageBytes(zmq.DONTWAIT)

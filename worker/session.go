@@ -40,16 +40,16 @@ var taskPool = sync.Pool{New: func() any { return new(task) }}
 
 // session is one Run: the socket owner and its handler pool.
 type session struct {
-	cfg   Config
-	h     Handler
-	zctx  *zmq.Context
-	waker *wake.Waker
-	tasks chan *task
-	pool  sync.WaitGroup
-	base  context.Context
-	kill  context.CancelFunc
-	start time.Time
-	ready []byte // READY body
+	cfg    Config
+	h      Handler
+	zctx   *zmq.Context
+	waiter *wake.Waiter
+	tasks  chan *task
+	pool   sync.WaitGroup
+	base   context.Context
+	kill   context.CancelFunc
+	start  time.Time
+	ready  []byte // READY body
 
 	mu      sync.Mutex
 	results []*task
@@ -58,7 +58,8 @@ type session struct {
 
 	// owner only
 	sock       *zmq.Socket
-	poller     *zmq.Poller
+	watch      *wake.Watch
+	readable   bool
 	gen        uint64
 	registered bool
 	hb         int64
@@ -85,16 +86,11 @@ func newSession(cfg Config, h Handler) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("worker: zmq context: %w", err)
 	}
-	waker, err := wake.New(zctx)
-	if err != nil {
-		zctx.Term()
-		return nil, err
-	}
 	host, _ := os.Hostname()
 	rd := protocol.Ready{Capacity: uint16(cfg.Concurrency + cfg.Prefetch), PID: uint32(os.Getpid()), Host: host,
 		Version: protocol.Version, Services: cfg.Services}
 	s := &session{
-		cfg: cfg, h: h, zctx: zctx, waker: waker,
+		cfg: cfg, h: h, zctx: zctx, waiter: wake.New(),
 		tasks:      make(chan *task, cfg.Concurrency+cfg.Prefetch),
 		start:      time.Now(),
 		ready:      protocol.AppendReady(nil, &rd),
@@ -126,7 +122,7 @@ func (s *session) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.stopReq.Store(true)
-			s.waker.Signal()
+			s.waiter.Signal()
 		case <-stopWatch:
 		}
 	}()
@@ -141,18 +137,23 @@ func (s *session) run(ctx context.Context) error {
 		s.pool.Wait()
 	}
 	s.kill()
-	if s.sock != nil {
-		s.sock.Close()
-	}
-	s.waker.Close()
+	s.closeSocket()
 	s.zctx.Term()
 	return err
 }
 
-func (s *session) connect(now int64) error {
+func (s *session) closeSocket() {
+	s.watch.Close()
+	s.watch = nil
 	if s.sock != nil {
 		s.sock.Close()
+		s.sock = nil
 	}
+	s.readable = false
+}
+
+func (s *session) connect(now int64) error {
+	s.closeSocket()
 	sock, err := s.zctx.NewSocket(zmq.DEALER)
 	if err != nil {
 		return err
@@ -166,10 +167,12 @@ func (s *session) connect(now int64) error {
 		sock.Close()
 		return fmt.Errorf("worker: connect %s: %w", s.cfg.Backend, err)
 	}
-	s.sock = sock
-	s.poller = zmq.NewPoller()
-	s.poller.Add(s.waker.Socket(), zmq.POLLIN)
-	s.poller.Add(sock, zmq.POLLIN)
+	watch, err := s.waiter.Watch(sock)
+	if err != nil {
+		sock.Close()
+		return err
+	}
+	s.sock, s.watch = sock, watch
 	s.gen++
 	s.registered = false
 	s.retryAt = 0
@@ -198,44 +201,34 @@ func (s *session) loop() error {
 	s.cfg.Logger.Info("worker started", "backend", s.cfg.Backend, "services", s.cfg.Services, "concurrency", s.cfg.Concurrency, "prefetch", s.cfg.Prefetch)
 	nextTick := s.now()
 	for {
-		now := s.now()
-		timeout := nextTick - now
-		if s.retryAt > 0 {
-			timeout = min(timeout, s.retryAt-now)
-		}
-		s.waker.Sleep()
-		s.mu.Lock()
-		if len(s.results) > 0 {
-			timeout = 0
-		}
-		s.mu.Unlock()
-		if s.stopReq.Load() && !s.stopping {
-			timeout = 0
-		}
-		polled, err := s.poller.PollAll(time.Duration(zsock.PollTimeout(timeout)))
-		s.waker.Awake()
-		if err != nil {
-			if zsock.IsTerm(err) {
-				return err
+		if !s.readable {
+			now := s.now()
+			timeout := nextTick - now
+			if s.retryAt > 0 {
+				timeout = min(timeout, s.retryAt-now)
 			}
-			time.Sleep(time.Millisecond)
-			continue
+			s.waiter.Sleep()
+			s.mu.Lock()
+			busy := len(s.results) > 0
+			s.mu.Unlock()
+			if busy || (s.stopReq.Load() && !s.stopping) {
+				s.waiter.Awake()
+			} else {
+				s.waiter.Wait(time.Duration(timeout))
+			}
+			s.checkReadable()
 		}
-		if polled[0].Events&zmq.POLLIN != 0 {
-			s.waker.Drain()
-		}
-		now = s.now()
-		if len(polled) > 1 && polled[1].Events&zmq.POLLIN != 0 {
+		now := s.now()
+		if s.readable {
 			if done, err := s.drain(now); done {
 				return err
 			}
 		}
-		if s.handed > 0 {
-			// Let the handlers just given jobs run, so fast jobs' results
-			// leave in this iteration's batch rather than after a wake-up.
-			s.handed = 0
-			runtime.Gosched()
-		}
+		// Let runnable handlers (those just given jobs, or finishing
+		// theirs) run first, so fast jobs' results leave in this
+		// iteration's batch rather than one wake-up each.
+		s.handed = 0
+		runtime.Gosched()
 		s.sendResults(now)
 		if s.stopReq.Load() && !s.stopping {
 			s.beginStop(nil, now, "stop requested")
@@ -261,7 +254,13 @@ func (s *session) loop() error {
 			}
 			nextTick = now + s.hb/4
 		}
+		// Sending may have consumed the edge that announced a message.
+		s.checkReadable()
 	}
+}
+
+func (s *session) checkReadable() {
+	s.readable = s.sock != nil && wake.Readable(s.sock)
 }
 
 // beginStop starts a graceful stop: no more jobs, finish those held.
@@ -393,7 +392,7 @@ func (s *session) serve() {
 		s.mu.Lock()
 		s.results = append(s.results, t)
 		s.mu.Unlock()
-		s.waker.Signal()
+		s.waiter.Signal()
 	}
 }
 
@@ -517,10 +516,7 @@ func (s *session) tick(now int64) (done bool, err error) {
 		}
 		s.registered = false
 		s.gen++
-		s.sock.Close()
-		s.sock = nil
-		s.poller = zmq.NewPoller()
-		s.poller.Add(s.waker.Socket(), zmq.POLLIN)
+		s.closeSocket()
 		s.retryAt = now + int64(s.backoff)
 		s.backoff = min(2*s.backoff, s.cfg.ReconnectMax)
 		return false, nil

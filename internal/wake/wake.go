@@ -1,116 +1,158 @@
-// Package wake lets any goroutine wake the one goroutine that owns a set of
-// ZeroMQ sockets while it blocks in zmq_poll.
+// Package wake lets the one goroutine that owns a set of ZeroMQ sockets
+// sleep until any of them may have input, another goroutine has work for it,
+// or a timeout passes, without a blocking cgo call.
 //
-// ZeroMQ sockets are not goroutine-safe, so the owner cannot be handed a Go
-// channel to select on. Instead it polls one more socket, the receiving end of
-// an inproc PAIR. Producers never touch that pair: they flip an atomic flag
-// and, only when the owner is actually asleep, nudge a forwarder goroutine
-// (which owns the sending end) through a buffered channel. Under load the
-// owner rarely sleeps, so signals cost one atomic load and no cgo call.
+// A goroutine blocked in zmq_poll sits in a cgo call that keeps its P (Go's
+// processor) until the runtime's monitor takes it back, which can take up
+// to 10 ms when the program was idle. With a few such owners in one process
+// (a client, a broker, workers) every P can be stuck in C while timers and
+// runnable goroutines wait, and each wake-up costs OS thread switches.
+// Instead each socket's ZMQ_FD (an edge-triggered "look at ZMQ_EVENTS"
+// signal) is handed, as a dup, to Go's own netpoller; a small watcher
+// goroutine turns its edges into a send on a channel, and the owner waits
+// in a plain select, parked like any goroutine doing network I/O.
+//
+// The ZMQ_FD contract applies: the fd only says "something changed". After
+// every wake-up, and after sending on a socket, the owner must ask
+// ZMQ_EVENTS (Readable) and drain the socket until it would block before it
+// waits again.
 package wake
 
 import (
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
 
 	zmq "github.com/pebbe/zmq4"
 )
 
-var seq atomic.Uint64
-
-// Waker is the wake-up channel of one socket owner.
-type Waker struct {
-	recv     *zmq.Socket // owned by the owner goroutine
-	send     *zmq.Socket // owned by the forwarder goroutine
-	sig      chan struct{}
-	done     chan struct{}
-	wg       sync.WaitGroup
+// Waiter is the wake-up point of one socket owner.
+type Waiter struct {
+	c        chan struct{}
 	sleeping atomic.Bool
-	once     sync.Once
+	timer    *time.Timer
 }
 
-// New creates a Waker whose sockets live in ctx.
-func New(ctx *zmq.Context) (*Waker, error) {
-	ep := fmt.Sprintf("inproc://hose-wake-%d", seq.Add(1))
-	recv, err := ctx.NewSocket(zmq.PAIR)
-	if err != nil {
-		return nil, err
-	}
-	_ = recv.SetLinger(0)
-	if err := recv.Bind(ep); err != nil {
-		recv.Close()
-		return nil, err
-	}
-	send, err := ctx.NewSocket(zmq.PAIR)
-	if err != nil {
-		recv.Close()
-		return nil, err
-	}
-	_ = send.SetLinger(0)
-	if err := send.Connect(ep); err != nil {
-		recv.Close()
-		send.Close()
-		return nil, err
-	}
-	w := &Waker{recv: recv, send: send, sig: make(chan struct{}, 1), done: make(chan struct{})}
-	w.wg.Add(1)
-	go w.forward()
-	return w, nil
+// New returns a Waiter.
+func New() *Waiter {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &Waiter{c: make(chan struct{}, 1), timer: t}
 }
 
-func (w *Waker) forward() {
-	defer w.wg.Done()
-	defer w.send.Close()
-	one := []byte{1}
-	for {
-		select {
-		case <-w.sig:
-			// DONTWAIT: a full pipe already holds a pending wake-up.
-			_, _ = w.send.SendBytes(one, zmq.DONTWAIT)
-		case <-w.done:
-			return
-		}
-	}
-}
-
-// Socket is the socket the owner adds to its poller.
-func (w *Waker) Socket() *zmq.Socket { return w.recv }
-
-// Signal wakes the owner if it is asleep. Safe from any goroutine.
-func (w *Waker) Signal() {
+// Signal wakes the owner if it sleeps. Safe from any goroutine; costs one
+// atomic load while the owner is awake.
+func (w *Waiter) Signal() {
 	if w.sleeping.Load() && w.sleeping.CompareAndSwap(true, false) {
+		w.poke()
+	}
+}
+
+func (w *Waiter) poke() {
+	select {
+	case w.c <- struct{}{}:
+	default:
+	}
+}
+
+// Sleep marks the owner as about to wait. The owner must then look at its
+// queues once more and call Wait only if they are empty (Awake otherwise):
+// a producer that queued before Sleep did not signal.
+func (w *Waiter) Sleep() { w.sleeping.Store(true) }
+
+// Awake cancels Sleep.
+func (w *Waiter) Awake() { w.sleeping.Store(false) }
+
+// Wait blocks until a signal, a socket edge, or d passes (d <= 0: no wait).
+func (w *Waiter) Wait(d time.Duration) {
+	defer w.sleeping.Store(false)
+	if d <= 0 {
 		select {
-		case w.sig <- struct{}{}:
+		case <-w.c:
 		default:
 		}
+		return
 	}
+	w.timer.Reset(d)
+	select {
+	case <-w.c:
+	case <-w.timer.C:
+	}
+	w.timer.Stop()
 }
 
-// Sleep marks the owner as about to block. The owner must look at its queues
-// once more after Sleep and call Awake instead of blocking if they hold work:
-// a producer that queued before Sleep did not signal.
-func (w *Waker) Sleep() { w.sleeping.Store(true) }
+// Watch is one socket's ZMQ_FD registered with the netpoller.
+type Watch struct {
+	f    *os.File
+	done chan struct{}
+	once sync.Once
+}
 
-// Awake marks the owner as running. Owner only.
-func (w *Waker) Awake() { w.sleeping.Store(false) }
+// Watch starts turning edges of s's ZMQ_FD into wake-ups of w. Close the
+// Watch before closing s.
+func (w *Waiter) Watch(s *zmq.Socket) (*Watch, error) {
+	fd, err := s.GetFd()
+	if err != nil {
+		return nil, fmt.Errorf("wake: ZMQ_FD: %w", err)
+	}
+	// A dup, so closing our *os.File never closes libzmq's fd; it shares
+	// the open file description, so it sees the same edges.
+	d, err := syscall.Dup(int(fd))
+	if err != nil {
+		return nil, fmt.Errorf("wake: dup ZMQ_FD: %w", err)
+	}
+	syscall.CloseOnExec(d)
+	f := os.NewFile(uintptr(d), "zmq-fd")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wake: ZMQ_FD is not pollable: %w", err)
+	}
+	x := &Watch{f: f, done: make(chan struct{})}
+	go x.run(rc, w)
+	return x, nil
+}
 
-// Drain reads pending wake-up messages; call it when the poller reports the
-// wake socket readable. Owner only.
-func (w *Waker) Drain() {
+func (x *Watch) run(rc syscall.RawConn, w *Waiter) {
+	defer close(x.done)
+	woke := false
+	// wait asks once to be parked until the fd's next edge; the netpoller
+	// then calls it again and it reports done. It never reads the fd: the
+	// fd is libzmq's.
+	wait := func(uintptr) bool {
+		if woke {
+			return true
+		}
+		woke = true
+		return false
+	}
 	for {
-		if _, err := w.recv.RecvBytes(zmq.DONTWAIT); err != nil {
+		woke = false
+		if err := rc.Read(wait); err != nil {
 			return
 		}
+		w.poke()
 	}
 }
 
-// Close stops the forwarder and closes both sockets. Owner only, once the
-// owner no longer polls.
-func (w *Waker) Close() {
-	w.once.Do(func() {
-		close(w.done)
-		w.wg.Wait()
-		w.recv.Close()
+// Close stops the watcher and releases the dup. Safe to call twice, and on
+// a nil Watch.
+func (x *Watch) Close() {
+	if x == nil {
+		return
+	}
+	x.once.Do(func() {
+		_ = x.f.SetReadDeadline(time.Unix(1, 0))
+		<-x.done
+		x.f.Close()
 	})
+}
+
+// Readable reports whether s has a message to read now (ZMQ_EVENTS).
+func Readable(s *zmq.Socket) bool {
+	ev, err := s.GetEvents()
+	return err == nil && ev&zmq.POLLIN != 0
 }
