@@ -23,7 +23,7 @@ func testConfig() broker.Config {
 	return broker.Config{
 		Frontend:          "tcp://127.0.0.1:*",
 		Backend:           "tcp://127.0.0.1:*",
-		HeartbeatInterval: 50 * time.Millisecond,
+		HeartbeatInterval: 100 * time.Millisecond,
 		Liveness:          4,
 		NoWorkerWait:      200 * time.Millisecond,
 	}
@@ -46,7 +46,7 @@ func startWorker(t testing.TB, b *broker.Broker, cfg worker.Config, h worker.Han
 	t.Helper()
 	cfg.Backend = b.Backend()
 	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = 50 * time.Millisecond
+		cfg.HeartbeatInterval = 100 * time.Millisecond
 	}
 	w, err := worker.New(cfg, h)
 	if err != nil {
@@ -77,7 +77,7 @@ func newClient(t testing.TB, cfg client.Config, eps ...string) *client.Client {
 	t.Helper()
 	cfg.Endpoints = eps
 	if cfg.HeartbeatInterval == 0 {
-		cfg.HeartbeatInterval = 50 * time.Millisecond
+		cfg.HeartbeatInterval = 100 * time.Millisecond
 	}
 	c, err := client.New(cfg)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 
 	zmq "github.com/pebbe/zmq4"
 
-	"github.com/hose-project/hose/internal/wake"
 	"github.com/hose-project/hose/internal/zsock"
 	"github.com/hose-project/hose/protocol"
 )
@@ -70,7 +69,7 @@ func (b *Broker) loop() {
 			} else {
 				b.waiter.Wait(time.Duration(timeout))
 			}
-			frontIn, backIn = wake.Readable(b.front), wake.Readable(b.back)
+			frontIn, backIn = b.frontW.Ready(), b.backW.Ready()
 		}
 		now := b.now()
 		if frontIn {
@@ -109,7 +108,7 @@ func (b *Broker) loop() {
 		}
 		// Sending may have consumed the edge that announced new input:
 		// ask ZMQ_EVENTS before deciding to sleep.
-		frontIn, backIn = wake.Readable(b.front), wake.Readable(b.back)
+		frontIn, backIn = b.frontW.Ready(), b.backW.Ready()
 	}
 	b.stop()
 }

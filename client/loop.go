@@ -134,8 +134,8 @@ func (c *Client) loop() {
 // look asks ZMQ_EVENTS which sockets have input.
 func (c *Client) look() {
 	for _, ep := range c.eps {
-		ep.sockIn = wake.Readable(ep.sock)
-		ep.monIn = wake.Readable(ep.mon)
+		ep.sockIn = ep.sockW.Ready()
+		ep.monIn = ep.monW.Ready()
 	}
 }
 

@@ -174,7 +174,7 @@ func (c *ControlServer) serve() {
 		if c.closing.Load() {
 			return
 		}
-		if !wake.Readable(c.sock) {
+		if !c.watch.Ready() {
 			c.waiter.Sleep()
 			if c.closing.Load() {
 				c.waiter.Awake()

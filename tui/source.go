@@ -25,7 +25,8 @@ type Source struct {
 	out      chan tea.Msg
 	zctx     *zmq.Context
 	sock     *zmq.Socket
-	waker    *wake.Waker
+	waiter   *wake.Waiter
+	watch    *wake.Watch
 	stop     atomic.Bool
 	quit     chan struct{} // closed by Close
 	done     chan struct{}
@@ -79,7 +80,8 @@ func (s *Source) open() error {
 	if err := s.sock.Connect(s.ep); err != nil {
 		return fmt.Errorf("tui: stats endpoint %s: %w", s.ep, err)
 	}
-	s.waker, err = wake.New(s.zctx)
+	s.waiter = wake.New()
+	s.watch, err = s.waiter.Watch(s.sock)
 	return err
 }
 
@@ -104,7 +106,7 @@ func (s *Source) Close() error {
 	s.once.Do(func() {
 		s.stop.Store(true)
 		close(s.quit)
-		s.waker.Signal()
+		s.waiter.Signal()
 	})
 	<-s.done
 	return nil
@@ -113,14 +115,10 @@ func (s *Source) Close() error {
 func (s *Source) run() {
 	defer close(s.done)
 	defer func() {
+		s.watch.Close()
 		s.sock.Close()
-		s.waker.Close()
 		s.zctx.Term()
 	}()
-	poller := zmq.NewPoller()
-	poller.Add(s.sock, zmq.POLLIN)
-	poller.Add(s.waker.Socket(), zmq.POLLIN)
-
 	var lastSeen time.Time
 	stale := s.minStale
 	reported := false // a WaitingMsg went out since the last snapshot
@@ -133,17 +131,15 @@ func (s *Source) run() {
 		if !lastSeen.IsZero() && !reported {
 			wait = max(time.Until(lastSeen.Add(stale)), time.Millisecond)
 		}
-		s.waker.Sleep()
+		if !s.watch.Ready() {
+			s.waiter.Sleep()
+			if s.stop.Load() {
+				return
+			}
+			s.waiter.Wait(wait)
+		}
 		if s.stop.Load() {
 			return
-		}
-		polled, err := poller.PollAll(wait)
-		s.waker.Awake()
-		if err != nil || s.stop.Load() {
-			return
-		}
-		if polled[1].Events&zmq.POLLIN != 0 {
-			s.waker.Drain()
 		}
 		got := false
 		for i := 0; i < 64; i++ {

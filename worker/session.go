@@ -260,7 +260,7 @@ func (s *session) loop() error {
 }
 
 func (s *session) checkReadable() {
-	s.readable = s.sock != nil && wake.Readable(s.sock)
+	s.readable = s.watch.Ready()
 }
 
 // beginStop starts a graceful stop: no more jobs, finish those held.

@@ -14,8 +14,8 @@
 //
 // The ZMQ_FD contract applies: the fd only says "something changed". After
 // every wake-up, and after sending on a socket, the owner must ask
-// ZMQ_EVENTS (Readable) and drain the socket until it would block before it
-// waits again.
+// ZMQ_EVENTS (Watch.Ready) and drain the socket until it would block before
+// it waits again.
 package wake
 
 import (
@@ -27,6 +27,7 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+	"golang.org/x/sys/unix"
 )
 
 // Waiter is the wake-up point of one socket owner.
@@ -86,7 +87,10 @@ func (w *Waiter) Wait(d time.Duration) {
 
 // Watch is one socket's ZMQ_FD registered with the netpoller.
 type Watch struct {
+	sock *zmq.Socket // used by the owner only (Ready)
 	f    *os.File
+	ack  chan struct{}
+	stop chan struct{}
 	done chan struct{}
 	once sync.Once
 }
@@ -111,31 +115,48 @@ func (w *Waiter) Watch(s *zmq.Socket) (*Watch, error) {
 		f.Close()
 		return nil, fmt.Errorf("wake: ZMQ_FD is not pollable: %w", err)
 	}
-	x := &Watch{f: f, done: make(chan struct{})}
+	x := &Watch{sock: s, f: f, ack: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go x.run(rc, w)
 	return x, nil
 }
 
+// run pokes the owner whenever the fd is readable, then waits until the
+// owner has looked at the socket (Ready) before watching again: until
+// then libzmq has not consumed the signal and the fd stays readable.
+//
+// The level is checked with poll(2), which does not consume anything, on
+// every round: Go's RawConn.Read forgets a readiness event that arrived
+// before it was called, so an edge between two rounds would otherwise be
+// lost. The fd is never read: it is libzmq's.
 func (x *Watch) run(rc syscall.RawConn, w *Waiter) {
 	defer close(x.done)
-	woke := false
-	// wait asks once to be parked until the fd's next edge; the netpoller
-	// then calls it again and it reports done. It never reads the fd: the
-	// fd is libzmq's.
-	wait := func(uintptr) bool {
-		if woke {
+	parked := false
+	wait := func(fd uintptr) bool {
+		if parked || readable(int(fd)) {
 			return true
 		}
-		woke = true
+		parked = true
 		return false
 	}
 	for {
-		woke = false
+		parked = false
 		if err := rc.Read(wait); err != nil {
 			return
 		}
 		w.poke()
+		select {
+		case <-x.ack:
+		case <-x.stop:
+			return
+		}
 	}
+}
+
+// readable polls fd for input without waiting and without reading.
+func readable(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	n, err := unix.Poll(pfd, 0)
+	return err == nil && n > 0 && pfd[0].Revents&unix.POLLIN != 0
 }
 
 // Close stops the watcher and releases the dup. Safe to call twice, and on
@@ -145,14 +166,24 @@ func (x *Watch) Close() {
 		return
 	}
 	x.once.Do(func() {
+		close(x.stop)
 		_ = x.f.SetReadDeadline(time.Unix(1, 0))
 		<-x.done
 		x.f.Close()
 	})
 }
 
-// Readable reports whether s has a message to read now (ZMQ_EVENTS).
-func Readable(s *zmq.Socket) bool {
-	ev, err := s.GetEvents()
+// Ready reports whether the socket has a message to read now (ZMQ_EVENTS,
+// which also lets libzmq consume the fd's signal) and lets the watcher
+// watch again. Owner only; nil-safe (false).
+func (x *Watch) Ready() bool {
+	if x == nil {
+		return false
+	}
+	ev, err := x.sock.GetEvents()
+	select {
+	case x.ack <- struct{}{}:
+	default:
+	}
 	return err == nil && ev&zmq.POLLIN != 0
 }
