@@ -130,7 +130,7 @@ func (d *Demo) StatsEndpoint() string { return d.local.Broker().StatsEndpoint() 
 
 // Describe says what the demo runs, for hosetop's header and exports.
 func (d *Demo) Describe() string {
-	return fmt.Sprintf("%s at %g/s, %d B, %d at once per worker", d.spec, d.cfg.Rate, d.cfg.Size, d.cfg.Concurrency)
+	return fmt.Sprintf("%s at %g/s, concurrency %d", d.spec, d.cfg.Rate, d.cfg.Concurrency)
 }
 
 // Workers is the current worker count.
