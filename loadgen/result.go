@@ -8,7 +8,7 @@ import (
 )
 
 // Result is the outcome of one run. Its JSON form is the schema of
-// hosebench -json (docs/hosebench.md); fields are only ever added.
+// hosebench -json (README.md, section hosebench); fields are only ever added.
 type Result struct {
 	// Mode is "open" (a fixed schedule at TargetRate) or "closed"
 	// (Concurrency callers, each sending its next request when the last

@@ -1,7 +1,7 @@
 // Command hosebench is hose's load generator: an open-loop constant-rate
 // (or Poisson, or closed-loop) benchmark of a hose cluster, embedded or
 // live, with coordinated-omission-free HDR percentiles, rate and worker
-// sweeps, and the knee of an SLO. See docs/hosebench.md.
+// sweeps, and the knee of an SLO. See README.md, section hosebench.
 package main
 
 import (

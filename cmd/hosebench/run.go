@@ -53,7 +53,7 @@ const exitText = `
 Exit codes: 0 done; 1 the cluster could not be started or reached, or an
 output file could not be written; 2 usage error; 3 -slo given and some
 worker count has no rate meeting it; 130 interrupted (the partial report is
-printed). See docs/hosebench.md.
+printed). See README.md, section hosebench.
 `
 
 // run is hosebench without the process around it: flags in, exit code out.
