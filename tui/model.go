@@ -334,19 +334,14 @@ func (m *Model) apply(at time.Time) {
 	}
 	m.rates = rates
 	if m.table.selected == 0 || s.Worker(m.table.selected) == nil {
+		// Nothing selected, or the selected worker left: take the row at
+		// the top of the window.
 		if rows := m.rows(); len(rows) > 0 {
-			m.table.selected = rows[min(selectedIndexOrZero(m.table.offset, len(rows)), len(rows)-1)].w.ID
+			m.table.selected = rows[min(max(m.table.offset, 0), len(rows)-1)].w.ID
 		}
 	}
 	m.lastApply = at
 	m.resetPending()
-}
-
-func selectedIndexOrZero(i, n int) int {
-	if i < 0 || i >= n {
-		return 0
-	}
-	return i
 }
 
 // rows are the table rows of the shown snapshot.

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"context"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -147,6 +148,7 @@ func TestSourceAgainstARealBroker(t *testing.T) {
 // TestSourceWithNoBroker: nothing listens, the source says it waits and
 // closes promptly.
 func TestSourceWithNoBroker(t *testing.T) {
+	before := runtime.NumGoroutine()
 	src, err := NewSource("tcp://127.0.0.1:1", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -164,6 +166,15 @@ func TestSourceWithNoBroker(t *testing.T) {
 	}
 	if src.Next()() != nil {
 		t.Fatal("a closed source delivered a message")
+	}
+	// Its goroutines are gone (the one recv started ends with Close).
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines before the source, %d after Close", before, runtime.NumGoroutine())
+		}
+		runtime.Gosched()
+		time.Sleep(time.Millisecond)
 	}
 }
 
