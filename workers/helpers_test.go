@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -520,25 +519,6 @@ func startBroker(t testing.TB, front, back string) *broker.Broker {
 
 func newBroker(t testing.TB) *broker.Broker {
 	return startBroker(t, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
-}
-
-// freeTCP returns n loopback endpoints on ports that were free a moment ago.
-func freeTCP(t testing.TB, n int) []string {
-	t.Helper()
-	var eps []string
-	var ls []net.Listener
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		eps = append(eps, "tcp://"+l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return eps
 }
 
 func newClient(t testing.TB, frontend string) *client.Client {

@@ -155,6 +155,7 @@ struct Worker::Impl {
     std::unique_ptr<zmq::socket_t> sock;
     std::uint64_t gen = 0;
     bool registered = false;
+    bool ready_sent = false;  // a READY left on this connection: a WELCOME may follow
     bool drained = false;  // the broker acknowledged our DRAIN
     milliseconds hb{500};
     int liveness = 4;
@@ -235,6 +236,7 @@ struct Worker::Impl {
 
     void send_ready(Clock::time_point now) {
         bool ok = send(protocol::kReady, ready, now);
+        ready_sent = ready_sent || ok;
         next_ready = now + (ok ? hb : kReadyRetry);
     }
 
@@ -248,9 +250,7 @@ struct Worker::Impl {
         sock->set(zmq::sockopt::reconnect_ivl, 100);
         sock->set(zmq::sockopt::reconnect_ivl_max, 1000);
         sock->connect(cfg.backend);
-        gen++;
-        registered = false;
-        drained = false;
+        unregister();
         retry_at.reset();
         last_heard = now;
         send_ready(now);
@@ -258,6 +258,7 @@ struct Worker::Impl {
 
     void unregister() {
         registered = false;
+        ready_sent = false;
         drained = false;
         gen++;  // results of the jobs held now are never sent
     }
@@ -481,8 +482,11 @@ struct Worker::Impl {
             if (stop_req.load() && !stopping) begin_stop(Outcome::kStopped, now, "stop requested");
             if (retire_at && now >= *retire_at && !stopping) begin_stop(Outcome::kRetired, now, "max age reached");
             // Leave once every job is done and the broker acknowledged our
-            // DRAIN (jobs it sent before the ack arrive before it).
-            if (stopping && ((running == 0 && (drained || !registered)) || now >= stop_by || force.load())) {
+            // DRAIN (jobs it sent before the ack arrive before it). A READY
+            // still unanswered may have registered us: wait for its WELCOME
+            // (then DRAIN) rather than vanish with jobs on their way.
+            bool left_broker = registered ? drained : !ready_sent;
+            if (stopping && ((running == 0 && left_broker) || now >= stop_by || force.load())) {
                 if (running) logf(LogLevel::kWarn, "drain timed out, abandoning ", running, " jobs");
                 if (registered) send(protocol::kDisconnect, {}, now);
                 logf(LogLevel::kInfo, "worker stopped after ", jobs_done, " jobs");

@@ -166,6 +166,7 @@ class Worker:
         self._sync_pool_fds()
         self._gen = 0
         self._registered = False
+        self._ready_sent = False  # a READY left on this connection: a WELCOME may follow
         self._hb, self._liveness = self._hb0, self._liveness0
         self._max_payload = 8 << 20
         self._last_heard = self._last_sent = 0.0
@@ -230,8 +231,10 @@ class Worker:
             if self._retire_at and now >= self._retire_at and not self._stopping:
                 self._begin_stop(RETIRED, now, "max age reached")
             # Leave once every job is done and the broker acknowledged our
-            # DRAIN (jobs it sent before the ack arrive before it).
-            if self._stopping and ((self._running == 0 and (self._drained or not self._registered))
+            # DRAIN (jobs it sent before the ack arrive before it). A READY
+            # still unanswered may have registered us: wait for its WELCOME
+            # (then DRAIN) rather than vanish with jobs on their way.
+            if self._stopping and ((self._running == 0 and self._left_broker())
                                    or now >= self._stop_by or self._force):
                 if self._running:
                     self.log.warning("drain timed out, abandoning %d jobs", self._running)
@@ -248,6 +251,21 @@ class Worker:
                     step = min(step, READY_RETRY)
                 next_tick = now + step
 
+    def _unregister(self):
+        """The broker does not know us (any more): the jobs held now are
+        never answered."""
+        self._registered = False
+        self._ready_sent = False
+        self._drained = False
+        self._gen += 1
+
+    def _left_broker(self):
+        """True when the broker holds nothing for us: it acknowledged our
+        DRAIN, or it does not know us (no READY out, no WELCOME in)."""
+        if self._registered:
+            return self._drained
+        return not self._ready_sent
+
     def _connect(self, now):
         if self._sock is not None:
             self._poller.unregister(self._sock)
@@ -262,9 +280,7 @@ class Worker:
         s.connect(self.backend)
         self._sock = s
         self._poller.register(s, zmq.POLLIN)
-        self._gen += 1
-        self._registered = False
-        self._drained = False
+        self._unregister()
         self._retry_at = 0.0
         self._last_heard = now
         self._send_ready(now)
@@ -285,6 +301,7 @@ class Worker:
 
     def _send_ready(self, now):
         ok = self._send(p.READY, self._ready, now)
+        self._ready_sent = self._ready_sent or ok
         self._next_ready = now + (self._hb if ok else READY_RETRY)
 
     def _read(self, now):
@@ -344,9 +361,7 @@ class Worker:
         # The broker forgot us (it restarted, or dropped us): the jobs we
         # hold are not ours to answer any more. Register again after a
         # backoff, on the same socket.
-        self._registered = False
-        self._drained = False
-        self._gen += 1
+        self._unregister()
         self._retry_at = now + self._backoff
         self._backoff = min(2 * self._backoff, self.reconnect_max)
         return None
@@ -429,9 +444,7 @@ class Worker:
                 return self._stop_reason
             if self.exit_on_broker_loss:
                 raise BrokerLost("broker silent for %.2fs" % (now - self._last_heard))
-            self._registered = False
-            self._drained = False
-            self._gen += 1
+            self._unregister()
             self._poller.unregister(self._sock)
             self._sock.close(linger=0)
             self._sock = None

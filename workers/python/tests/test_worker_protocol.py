@@ -9,7 +9,8 @@ max_payload, garbage from the broker, a silent broker.
 The worker under test serves the demo jobs (echo, sleep, ...) and takes the
 flags --backend, --service, --concurrency and --prefetch. By default it is
 `python -m hoseworker examples.jobs:demo`; HOSE_WORKER_CMD (a JSON list)
-names another, e.g. ["/path/hose-cpp-worker", "--job", "demo"]. Run from
+names another, e.g. ["/path/hose-cpp-worker", "--job", "demo"], and
+HOSE_WORKER_SKIP lists tests it is known to fail. Run from
 workers/python:  python3 -m unittest tests.test_worker_protocol
 """
 
@@ -116,6 +117,9 @@ class FakeBroker:
 
 class WorkerProtocolTest(unittest.TestCase):
     def setUp(self):
+        # HOSE_WORKER_SKIP: comma-separated test names a worker is known to fail.
+        if self._testMethodName in os.environ.get("HOSE_WORKER_SKIP", "").split(","):
+            self.skipTest("known to fail for this worker (HOSE_WORKER_SKIP)")
         self.broker = FakeBroker()
         self.addCleanup(self.broker.close)
 
@@ -189,6 +193,8 @@ class WorkerProtocolTest(unittest.TestCase):
     def test_drain_waits_for_ack(self):
         proc = self.start()
         ident = self.register(proc)
+        self.broker.send(ident, p.JOB, job(10, "echo", b"registered?"))
+        self.results({10})  # it has the WELCOME (test_stop_before_welcome covers the other case)
         self.broker.send(ident, p.JOB, job(1, "sleep", b"300"))
         proc.send_signal(signal.SIGTERM)
         self.broker.expect(p.DRAIN, timeout=3)
@@ -200,6 +206,25 @@ class WorkerProtocolTest(unittest.TestCase):
             self.assertNotEqual(m[1], p.DISCONNECT, "DISCONNECT before the broker acknowledged the DRAIN")
         self.broker.send(ident, p.DRAIN)
         self.broker.expect(p.DISCONNECT, timeout=3)
+        self.assertEqual(proc.wait(5), 0)
+
+    def test_stop_before_welcome(self):
+        """SIGTERM while READY is unanswered: the broker may have registered
+        the worker, so it must not vanish; it waits for WELCOME, drains and
+        says DISCONNECT."""
+        proc = self.start()
+        ident, _, _ = self.broker.expect(p.READY)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(0.5)
+        except subprocess.TimeoutExpired:
+            pass  # still waiting for an answer to its READY: right
+        else:
+            self.fail("the worker exited (%d) without a word while its READY was unanswered" % code)
+        self.broker.send(ident, p.WELCOME, p.encode_welcome(p.Welcome(1, 100, 5, 1 << 20, 77)))
+        self.broker.expect(p.DRAIN, timeout=3, skip=(p.HEARTBEAT, p.READY))
+        self.broker.send(ident, p.DRAIN)
+        self.broker.expect(p.DISCONNECT, timeout=3, skip=(p.HEARTBEAT, p.READY))
         self.assertEqual(proc.wait(5), 0)
 
     def test_result_over_max_payload(self):
