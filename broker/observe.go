@@ -43,6 +43,7 @@ type observations struct {
 	lastPub  int64    // loop time of the previous snapshot
 	lastTots Counters // totals at the previous snapshot
 
+	enc     *stats.Encoder // compresses the histograms without garbage
 	metrics *metricsServer // nil when Config.Metrics is off
 }
 
@@ -55,7 +56,7 @@ type lostWorker struct {
 }
 
 func newObservations() observations {
-	return observations{queue: newHist(), service: newHist(), total: newHist(), hwmEver: make(map[string]int)}
+	return observations{queue: newHist(), service: newHist(), total: newHist(), hwmEver: make(map[string]int), enc: stats.NewEncoder()}
 }
 
 // record adds a duration in nanoseconds to h, clamped to its range.

@@ -209,8 +209,8 @@ func (b *Broker) statsSnapshot(now int64) *stats.Snapshot {
 		s.WorkerStates[s.Workers[i].State]++
 	}
 
-	s.Latency.QueueWait, _ = stats.Summarize(o.queue)
-	s.Latency.Service, _ = stats.Summarize(o.service)
-	s.Latency.Total, _ = stats.Summarize(o.total)
+	s.Latency.QueueWait, _ = o.enc.Summarize(o.queue)
+	s.Latency.Service, _ = o.enc.Summarize(o.service)
+	s.Latency.Total, _ = o.enc.Summarize(o.total)
 	return s
 }

@@ -20,18 +20,10 @@ func NewHistogram() *hdrhistogram.Histogram {
 	return hdrhistogram.New(HistMinUS, HistMaxUS, HistDigits)
 }
 
-// Summarize computes h's summary figures and its compressed form.
+// Summarize computes h's summary figures and its compressed form, as
+// hdrhistogram's own Encode writes it. A publisher should use an Encoder.
 func Summarize(h *hdrhistogram.Histogram) (Hist, error) {
-	out := Hist{Count: h.TotalCount()}
-	if out.Count > 0 {
-		out.MinUS = h.Min()
-		out.MaxUS = h.Max()
-		out.MeanUS = h.Mean()
-		out.P50US = h.ValueAtQuantile(50)
-		out.P90US = h.ValueAtQuantile(90)
-		out.P99US = h.ValueAtQuantile(99)
-		out.P999US = h.ValueAtQuantile(99.9)
-	}
+	out := summary(h)
 	enc, err := h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
 	if err != nil {
 		return out, fmt.Errorf("stats: encode histogram: %w", err)

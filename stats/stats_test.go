@@ -1,7 +1,11 @@
 package stats_test
 
 import (
+	"bytes"
+	"compress/zlib"
+	"encoding/base64"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -101,4 +105,65 @@ func TestSnapshotHelpers(t *testing.T) {
 	if s.QueueDepth() != 5 || s.Live() != 3 || s.Worker(9) == nil || s.Worker(8) != nil {
 		t.Fatal("helpers")
 	}
+}
+
+// TestEncoderMatchesTheLibrary: the Encoder's output decodes to the same
+// histogram, and its inflated payload is byte for byte the library's.
+func TestEncoderMatchesTheLibrary(t *testing.T) {
+	e := stats.NewEncoder()
+	for _, tc := range []struct {
+		name   string
+		values []int64
+	}{
+		{"empty", nil},
+		{"one", []int64{1}},
+		{"spread", []int64{1, 2, 3, 100, 101, 5000, 5001, 5002, 77777, 1 << 20, 3_000_000_000}},
+		{"big counts", []int64{42, 42, 42}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := stats.NewHistogram()
+			for _, v := range tc.values {
+				_ = h.RecordValue(v)
+			}
+			if tc.name == "big counts" {
+				_ = h.RecordValues(7, 1<<40)
+			}
+			mine, err := e.Summarize(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lib, err := stats.Summarize(h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inflate(t, mine.HDR) != inflate(t, lib.HDR) {
+				t.Fatal("the inflated encodings differ")
+			}
+			d, err := mine.Histogram()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.Equals(h) || mine.Count != lib.Count || mine.P99US != lib.P99US {
+				t.Fatalf("decoded %d values; summaries %+v vs %+v", d.TotalCount(), mine, lib)
+			}
+		})
+	}
+}
+
+// inflate returns the inflated payload of an encoded histogram.
+func inflate(t *testing.T, enc string) string {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zlib.NewReader(bytes.NewReader(raw[8:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }
