@@ -24,6 +24,7 @@
 #include <cstring>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -154,6 +155,16 @@ std::string demo(const hose::Job& job) {
     throw std::out_of_range("demo: no job named '" + op + "' (service '" + job.service + "')");
 }
 
+// DemoWorker shows the other way to write a worker: subclass hose::Worker
+// and override handle() (--job demo; echo and sha256 pass a function).
+class DemoWorker : public hose::Worker {
+public:
+    explicit DemoWorker(hose::Config cfg) : hose::Worker(std::move(cfg)) {}
+
+protected:
+    std::string handle(const hose::Job& job) override { return demo(job); }
+};
+
 int run(int argc, char** argv) {
     hose::Config cfg;
     std::string job = "echo";
@@ -204,9 +215,7 @@ int run(int argc, char** argv) {
         handler = echo;
     else if (job == "sha256")
         handler = sha256;
-    else if (job == "demo")
-        handler = demo;
-    else
+    else if (job != "demo")
         throw UsageError("unknown job " + job + " (want echo, sha256 or demo)");
 
     const int pid = getpid();
@@ -215,7 +224,12 @@ int run(int argc, char** argv) {
         if (quiet && level < hose::LogLevel::kWarn) return;
         std::fprintf(stderr, "%s hose-cpp-worker[%d]: %s\n", names[static_cast<int>(level)], pid, msg.c_str());
     };
-    hose::Worker w(cfg, handler);
+    std::unique_ptr<hose::Worker> worker;
+    if (handler)
+        worker = std::make_unique<hose::Worker>(cfg, handler);
+    else
+        worker = std::make_unique<DemoWorker>(cfg);
+    hose::Worker& w = *worker;
     g_worker.store(&w);
     struct sigaction sa {};
     sa.sa_handler = on_signal;

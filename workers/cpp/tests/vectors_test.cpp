@@ -18,6 +18,7 @@
 
 #include "../examples/sha256.hpp"
 #include "hose/protocol.hpp"
+#include "hose/worker.hpp"
 #include "json.hpp"
 
 namespace p = hose::protocol;
@@ -215,6 +216,52 @@ void sha256_self_test() {
     check_eq(hex(example::sha256_rounds("abc", 2)), hex(example::sha256(example::sha256("abc"))), "2 rounds");
 }
 
+// Upper is a worker written the subclass way.
+class Upper : public hose::Worker {
+public:
+    explicit Upper(hose::Config cfg) : hose::Worker(std::move(cfg)) {}
+
+protected:
+    std::string handle(const hose::Job& job) override { return job.payload; }
+};
+
+template <typename F>
+bool throws_invalid(F f) {
+    try {
+        f();
+    } catch (const std::invalid_argument&) {
+        return true;
+    }
+    return false;
+}
+
+// api_checks constructs workers (no socket is opened before run()) and
+// checks the error text of handler exceptions.
+void api_checks() {
+    g_vector = "api";
+    hose::Config cfg;
+    Upper u(cfg);
+    hose::Worker f(cfg, [](const hose::Job& j) { return j.payload; });
+    check(throws_invalid([&] { hose::Worker w(cfg, hose::Handler()); }), "empty handler accepted");
+    hose::Config bad = cfg;
+    bad.services = {""};
+    check(throws_invalid([&] { hose::Worker w(bad, [](const hose::Job&) { return std::string(); }); }),
+          "empty service name accepted");
+    bad = cfg;
+    bad.concurrency = 40000;  // + prefetch 40000 > 65535
+    check(throws_invalid([&] { Upper w(bad); }), "capacity over 65535 accepted");
+    try {
+        throw std::out_of_range("no such key");
+    } catch (...) {
+        check_eq(hose::describe_current_exception(), std::string("std::out_of_range: no such key"), "exception text");
+    }
+    hose::Job j;
+    j.headers = {{"a", "1"}, {"a", "2"}};
+    check_eq(std::string(j.header("a")), std::string("1"), "first header value");
+    check_eq(std::string(j.header("b")), std::string(""), "missing header");
+    check_eq(j.param("x", "def"), std::string("def"), "missing param");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -290,6 +337,7 @@ int main(int argc, char** argv) {
             check_eq(records, v["records_before_error"].u64(), "records before the error");
     }
     sha256_self_test();
+    api_checks();
     std::printf("hose-cpp-vectors: %d worker vectors, %d invalid vectors, %d checks, %d failures\n", valid, invalid,
                 g_checks, g_failures);
     return g_failures == 0 ? 0 : 1;
