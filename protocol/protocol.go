@@ -320,7 +320,10 @@ func DecodeHeaders(b []byte) (map[string]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[string(k)] = string(v)
+		// The first value of a repeated key wins, as in Job.Header.
+		if _, dup := m[string(k)]; !dup {
+			m[string(k)] = string(v)
+		}
 		b = rest
 	}
 	return m, nil

@@ -75,7 +75,8 @@ type session struct {
 	jobsDone   int
 	retireAt   int64
 	stopping   bool
-	drained    bool // the broker acknowledged DRAIN
+	drained    bool // the broker acknowledged DRAIN (this registration)
+	asked      bool // a READY is out, unanswered
 	stopErr    error
 	stopBy     int64
 	out        []byte
@@ -175,6 +176,7 @@ func (s *session) connect(now int64) error {
 	s.sock, s.watch = sock, watch
 	s.gen++
 	s.registered = false
+	s.drained = false
 	s.retryAt = 0
 	s.lastHeard = now
 	s.register(now)
@@ -182,6 +184,7 @@ func (s *session) connect(now int64) error {
 }
 
 func (s *session) register(now int64) {
+	s.asked = true
 	s.send(hdrReady, s.ready, now)
 }
 
@@ -238,7 +241,9 @@ func (s *session) loop() error {
 		}
 		// Leave once every job is done and the broker has acknowledged the
 		// DRAIN (jobs it sent before that arrive before the ack).
-		if s.stopping && ((s.running == 0 && (s.drained || !s.registered)) || now >= s.stopBy) {
+		// A READY still unanswered counts: the broker may have registered
+		// us and be sending jobs, so wait for its WELCOME, DRAIN and ack.
+		if s.stopping && ((s.running == 0 && (s.drained || (!s.registered && !s.asked))) || now >= s.stopBy) {
 			if s.running > 0 {
 				s.cfg.Logger.Warn("drain timed out, abandoning jobs", "running", s.running)
 			}
@@ -299,6 +304,7 @@ func (s *session) drain(now int64) (done bool, err error) {
 				continue
 			}
 			s.registered = true
+			s.asked = false
 			s.backoff = s.cfg.ReconnectMin
 			if wl.HeartbeatMS > 0 {
 				s.hb = int64(wl.HeartbeatMS) * int64(time.Millisecond)
@@ -329,6 +335,8 @@ func (s *session) drain(now int64) (done bool, err error) {
 			// The broker forgot us (it restarted, or dropped us as lost or
 			// slow): register again after a backoff.
 			s.registered = false
+			s.asked = false
+			s.drained = false
 			s.gen++
 			s.retryAt = now + int64(s.backoff)
 			s.backoff = min(2*s.backoff, s.cfg.ReconnectMax)
