@@ -33,21 +33,25 @@ var (
 // Broker is a running hose broker. Create it with New; stop it with
 // Shutdown or Close.
 type Broker struct {
-	cfg      Config
-	frontEP  string
-	backEP   string
-	zctx     *zmq.Context
-	front    *zmq.Socket
-	back     *zmq.Socket
-	pub      *zmq.Socket // stats, nil when off
-	statsEP  string
-	waiter   *wake.Waiter
-	frontW   *wake.Watch
-	backW    *wake.Watch
-	ctl      chan ctlMsg
-	done     chan struct{}
-	closeErr error
-	once     sync.Once
+	cfg        Config
+	frontEP    string
+	backEP     string
+	zctx       *zmq.Context
+	front      *zmq.Socket
+	back       *zmq.Socket
+	pub        *zmq.Socket // stats, nil when off
+	zap        *zmq.Socket // ZAP handler, nil without CURVE
+	zapW       *wake.Watch
+	clientKeys map[string]bool
+	workerKeys map[string]bool
+	statsEP    string
+	waiter     *wake.Waiter
+	frontW     *wake.Watch
+	backW      *wake.Watch
+	ctl        chan ctlMsg
+	done       chan struct{}
+	closeErr   error
+	once       sync.Once
 
 	// Everything below belongs to the loop goroutine.
 	start     time.Time
@@ -136,13 +140,16 @@ func (b *Broker) open() error {
 			return err
 		}
 	}
-	if b.front, err = b.newRouter(); err != nil {
+	if err := b.openZAP(); err != nil {
+		return err
+	}
+	if b.front, err = b.newRouter(domainFront); err != nil {
 		return err
 	}
 	if err := b.front.Bind(b.cfg.Frontend); err != nil {
 		return b.bindError("frontend", b.cfg.Frontend, err)
 	}
-	if b.back, err = b.newRouter(); err != nil {
+	if b.back, err = b.newRouter(domainBack); err != nil {
 		return err
 	}
 	if err := b.back.Bind(b.cfg.Backend); err != nil {
@@ -168,14 +175,23 @@ func (b *Broker) open() error {
 	if b.frontW, err = b.waiter.Watch(b.front); err != nil {
 		return err
 	}
-	b.backW, err = b.waiter.Watch(b.back)
+	if b.backW, err = b.waiter.Watch(b.back); err != nil {
+		return err
+	}
+	if b.zap != nil {
+		b.zapW, err = b.waiter.Watch(b.zap)
+	}
 	return err
 }
 
-func (b *Broker) newRouter() (*zmq.Socket, error) {
+func (b *Broker) newRouter(domain string) (*zmq.Socket, error) {
 	s, err := b.zctx.NewSocket(zmq.ROUTER)
 	if err != nil {
 		return nil, fmt.Errorf("broker: socket: %w", err)
+	}
+	if err := b.curveServer(s, domain); err != nil {
+		s.Close()
+		return nil, err
 	}
 	// Linger briefly so the last answers sent at shutdown leave the process.
 	_ = s.SetLinger(200 * time.Millisecond)
@@ -260,7 +276,8 @@ func (b *Broker) closeSockets() {
 	b.stopMetrics()
 	b.frontW.Close()
 	b.backW.Close()
-	for _, s := range []*zmq.Socket{b.front, b.back, b.pub} {
+	b.zapW.Close()
+	for _, s := range []*zmq.Socket{b.front, b.back, b.pub, b.zap} {
 		if s != nil {
 			s.Close()
 		}

@@ -56,6 +56,15 @@ type Config struct {
 	// Prometheus at /metrics. Off by default.
 	Metrics string
 
+	// CurveSecretKey, when set (Z85, 40 characters; `hose keygen`), makes
+	// both sockets CURVE servers: traffic is encrypted and every peer must
+	// know the matching public key. ClientKeys and WorkerKeys are the Z85
+	// public keys allowed on the frontend and on the backend; an empty list
+	// lets any peer that knows the server key in.
+	CurveSecretKey string
+	ClientKeys     []string
+	WorkerKeys     []string
+
 	// SkipCheck turns off the check for a live broker already answering on
 	// the frontend (Powerhose's --check). Tests that bind port 0 skip it
 	// anyway.
@@ -155,6 +164,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: max queue %d is negative", c.MaxQueue)
 	case c.MaxPayload < 1024 || c.MaxPayload > 1<<30:
 		return fmt.Errorf("broker: max payload %d is outside 1 KiB..1 GiB", c.MaxPayload)
+	}
+	if c.CurveSecretKey != "" {
+		if err := curveKey(c.CurveSecretKey); err != nil {
+			return fmt.Errorf("broker: CurveSecretKey: %w", err)
+		}
+	} else if len(c.ClientKeys)+len(c.WorkerKeys) > 0 {
+		return fmt.Errorf("broker: client or worker keys without CurveSecretKey")
+	}
+	for _, k := range append(append([]string(nil), c.ClientKeys...), c.WorkerKeys...) {
+		if err := curveKey(k); err != nil {
+			return fmt.Errorf("broker: allowed key: %w", err)
+		}
 	}
 	for _, s := range c.Services {
 		if s == "" || len(s) > 255 {

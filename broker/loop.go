@@ -49,9 +49,12 @@ func (b *Broker) loop() {
 	hb := int64(b.cfg.HeartbeatInterval)
 	b.nextTick = b.now() + hb/4
 	abort := false
-	frontIn, backIn := true, true
+	frontIn, backIn, zapIn := true, true, b.zap != nil
 	for !abort {
-		if !frontIn && !backIn && len(b.ctl) == 0 {
+		if zapIn {
+			b.serveZAP()
+		}
+		if !frontIn && !backIn && !zapIn && len(b.ctl) == 0 {
 			now := b.now()
 			timeout := b.nextTick - now
 			if b.pub != nil || b.obs.metrics != nil {
@@ -69,7 +72,10 @@ func (b *Broker) loop() {
 			} else {
 				b.waiter.Wait(time.Duration(timeout))
 			}
-			frontIn, backIn = b.frontW.Ready(), b.backW.Ready()
+			frontIn, backIn, zapIn = b.frontW.Ready(), b.backW.Ready(), b.zapW.Ready()
+			if zapIn {
+				b.serveZAP()
+			}
 		}
 		now := b.now()
 		if frontIn {
@@ -108,7 +114,7 @@ func (b *Broker) loop() {
 		}
 		// Sending may have consumed the edge that announced new input:
 		// ask ZMQ_EVENTS before deciding to sleep.
-		frontIn, backIn = b.frontW.Ready(), b.backW.Ready()
+		frontIn, backIn, zapIn = b.frontW.Ready(), b.backW.Ready(), b.zapW.Ready()
 	}
 	b.stop()
 }

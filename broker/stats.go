@@ -24,6 +24,7 @@ type Counters struct {
 	UnknownWorker uint64 // messages from unregistered workers (answered DISCONNECT)
 	Unroutable    uint64 // replies that could not be delivered to their client
 	WorkersLost   uint64 // workers dropped for silence, slowness or unreachability
+	AuthDenied    uint64 // CURVE handshakes refused (unlisted key, plain peer)
 }
 
 // ErrorCount is the number of answers with status st.

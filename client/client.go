@@ -46,6 +46,14 @@ type Config struct {
 	Liveness int
 	// MaxPayload is the largest payload Execute sends. Default 8 MiB.
 	MaxPayload int
+	// CurveServerKey, when set, is the broker's CURVE public key (Z85, 40
+	// characters): the connection is encrypted and the broker is
+	// authenticated. CurvePublicKey and CurveSecretKey are this client's
+	// key pair, which a broker with a client allow-list checks; left empty,
+	// a fresh pair is made (accepted only by a broker without a list).
+	CurveServerKey string
+	CurvePublicKey string
+	CurveSecretKey string
 	// Logger receives the client's logs. Default: discard.
 	Logger *slog.Logger
 }
@@ -97,6 +105,17 @@ func (c Config) Validate() error {
 	for _, ep := range c.Endpoints {
 		if ep == "" {
 			return fmt.Errorf("client: empty endpoint")
+		}
+	}
+	if c.CurveServerKey == "" && (c.CurvePublicKey != "" || c.CurveSecretKey != "") {
+		return fmt.Errorf("client: a CURVE key pair without CurveServerKey")
+	}
+	if (c.CurvePublicKey == "") != (c.CurveSecretKey == "") {
+		return fmt.Errorf("client: CurvePublicKey and CurveSecretKey go together")
+	}
+	for _, k := range []string{c.CurveServerKey, c.CurvePublicKey, c.CurveSecretKey} {
+		if k != "" && len(zmq.Z85decode(k)) != 32 {
+			return fmt.Errorf("client: %q is not a Z85 CURVE key (40 characters)", k)
 		}
 	}
 	return nil
@@ -204,7 +223,12 @@ func (c *Client) newEndpoint(i int, addr string) (*endpoint, error) {
 	// cannot reach a new connection), which is how the client tells
 	// "broker gone" from "broker slow" at once.
 	monEP := fmt.Sprintf("inproc://hose-client-mon-%d", monSeq.Add(1))
-	if err := s.Monitor(monEP, zmq.EVENT_CONNECTED|zmq.EVENT_DISCONNECTED); err != nil {
+	if err := c.setCurve(s); err != nil {
+		ep.close()
+		return nil, err
+	}
+	if err := s.Monitor(monEP, zmq.EVENT_HANDSHAKE_SUCCEEDED|zmq.EVENT_DISCONNECTED|
+		zmq.EVENT_HANDSHAKE_FAILED_AUTH|zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL|zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL); err != nil {
 		ep.close()
 		return nil, fmt.Errorf("client: monitor: %w", err)
 	}
@@ -222,6 +246,30 @@ func (c *Client) newEndpoint(i int, addr string) (*endpoint, error) {
 		return nil, fmt.Errorf("client: connect %s: %w", addr, err)
 	}
 	return ep, nil
+}
+
+// setCurve makes s a CURVE client when the config names a server key.
+func (c *Client) setCurve(s *zmq.Socket) error {
+	if c.cfg.CurveServerKey == "" {
+		return nil
+	}
+	pub, sec := c.cfg.CurvePublicKey, c.cfg.CurveSecretKey
+	if pub == "" {
+		var err error
+		if pub, sec, err = zmq.NewCurveKeypair(); err != nil {
+			return fmt.Errorf("client: CURVE key pair: %w", err)
+		}
+	}
+	for _, set := range []func() error{
+		func() error { return s.SetCurveServerkey(c.cfg.CurveServerKey) },
+		func() error { return s.SetCurvePublickey(pub) },
+		func() error { return s.SetCurveSecretkey(sec) },
+	} {
+		if err := set(); err != nil {
+			return fmt.Errorf("client: CURVE: %w", err)
+		}
+	}
+	return nil
 }
 
 // CallOption adjusts one Execute call.

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"runtime"
 	"time"
 
@@ -33,6 +34,7 @@ type endpoint struct {
 	sockIn    bool // sock had input at the last look
 	monIn     bool
 	connected bool
+	refused   bool    // the last handshake failed (authentication)
 	silent    bool    // connected, but the broker stopped answering
 	conn      uint64  // connection generation, +1 per connect
 	out       []byte  // REQUEST batch being built
@@ -160,7 +162,7 @@ func (c *Client) assign(cl *call, now int64) {
 	ep := c.pick()
 	if ep == nil {
 		if now-cl.enqueued >= int64(c.cfg.ConnectTimeout) {
-			c.finish(cl, ErrBrokerGone)
+			c.finish(cl, c.goneError())
 			return
 		}
 		c.backlog = append(c.backlog, cl)
@@ -182,6 +184,17 @@ func (c *Client) assign(cl *call, now int64) {
 	if len(ep.out) >= batchMax {
 		c.flushEndpoint(ep, now)
 	}
+}
+
+// goneError is ErrBrokerGone, saying why when every broker refused the
+// handshake.
+func (c *Client) goneError() error {
+	for _, ep := range c.eps {
+		if !ep.refused {
+			return ErrBrokerGone
+		}
+	}
+	return fmt.Errorf("%w: the broker refused the handshake (CURVE key not allowed, or wrong server key)", ErrBrokerGone)
 }
 
 // pick returns the next usable endpoint, round robin, or nil.
@@ -342,7 +355,13 @@ func (c *Client) events(ep *endpoint, now int64) {
 			return
 		}
 		switch ev {
-		case zmq.EVENT_CONNECTED:
+		case zmq.EVENT_HANDSHAKE_FAILED_AUTH, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+			if !ep.refused {
+				c.cfg.Logger.Error("broker refused the connection's handshake (CURVE keys?)", "endpoint", ep.addr, "event", ev.String())
+			}
+			ep.refused = true
+		case zmq.EVENT_HANDSHAKE_SUCCEEDED:
+			ep.refused = false
 			ep.conn++
 			ep.connected = true
 			ep.silent = false

@@ -164,6 +164,10 @@ func (s *session) connect(now int64) error {
 	_ = sock.SetRcvhwm(100000)
 	_ = sock.SetReconnectIvl(100 * time.Millisecond)
 	_ = sock.SetReconnectIvlMax(time.Second)
+	if err := s.setCurve(sock); err != nil {
+		sock.Close()
+		return err
+	}
 	if err := sock.Connect(s.cfg.Backend); err != nil {
 		sock.Close()
 		return fmt.Errorf("worker: connect %s: %w", s.cfg.Backend, err)
@@ -180,6 +184,30 @@ func (s *session) connect(now int64) error {
 	s.retryAt = 0
 	s.lastHeard = now
 	s.register(now)
+	return nil
+}
+
+// setCurve makes sock a CURVE client when the config names a server key.
+func (s *session) setCurve(sock *zmq.Socket) error {
+	if s.cfg.CurveServerKey == "" {
+		return nil
+	}
+	pub, sec := s.cfg.CurvePublicKey, s.cfg.CurveSecretKey
+	if pub == "" {
+		var err error
+		if pub, sec, err = zmq.NewCurveKeypair(); err != nil {
+			return fmt.Errorf("worker: CURVE key pair: %w", err)
+		}
+	}
+	for _, set := range []func() error{
+		func() error { return sock.SetCurveServerkey(s.cfg.CurveServerKey) },
+		func() error { return sock.SetCurvePublickey(pub) },
+		func() error { return sock.SetCurveSecretkey(sec) },
+	} {
+		if err := set(); err != nil {
+			return fmt.Errorf("worker: CURVE: %w", err)
+		}
+	}
 	return nil
 }
 

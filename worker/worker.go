@@ -70,6 +70,13 @@ type Config struct {
 	// replaces them. Defaults 500ms and 4.
 	HeartbeatInterval time.Duration
 	Liveness          int
+	// CurveServerKey, when set, is the broker's CURVE public key (Z85):
+	// the connection is encrypted and the broker authenticated.
+	// CurvePublicKey/CurveSecretKey are this worker's pair, checked against
+	// the broker's worker allow-list; left empty, a fresh pair is made.
+	CurveServerKey string
+	CurvePublicKey string
+	CurveSecretKey string
 	// Params reach every job as Job.Params (Powerhose's --params).
 	Params map[string]string
 	// Logger receives the worker's logs. Default: discard.
@@ -141,6 +148,12 @@ func (c Config) Validate() error {
 		if s == "" || len(s) > 255 {
 			return fmt.Errorf("worker: service name %q must be 1..255 bytes", s)
 		}
+	}
+	if c.CurveServerKey == "" && (c.CurvePublicKey != "" || c.CurveSecretKey != "") {
+		return fmt.Errorf("worker: a CURVE key pair without CurveServerKey")
+	}
+	if (c.CurvePublicKey == "") != (c.CurveSecretKey == "") {
+		return fmt.Errorf("worker: CurvePublicKey and CurveSecretKey go together")
 	}
 	if c.MaxAge < 0 || c.MaxAgeDelta < 0 || c.MaxJobs < 0 {
 		return fmt.Errorf("worker: negative max-age, max-age-delta or max-jobs")
