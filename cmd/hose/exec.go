@@ -41,6 +41,7 @@ type execCmd struct {
 	headers        kvList
 	idempotent     bool
 	maxPayload     byteSize
+	curve          peerCurveFlags
 }
 
 func (c *execCmd) register(fs *flag.FlagSet) {
@@ -53,6 +54,7 @@ func (c *execCmd) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.idempotent, "idempotent", false, "let the broker run the job again elsewhere if its worker is lost")
 	c.maxPayload = byteSize(d.MaxPayload)
 	fs.Var(&c.maxPayload, "max-payload", "largest payload to send: a `SIZE` in bytes or with KiB, MiB or GiB")
+	c.curve.register(fs)
 	c.log.register(fs)
 }
 
@@ -77,7 +79,12 @@ func (c *execCmd) run(ctx context.Context, e *env, args []string) int {
 			return exitError
 		}
 	}
+	server, pub, sec, err := c.curve.keys()
+	if err != nil {
+		return usageError(e, "exec", "%v", err)
+	}
 	cl, err := client.New(client.Config{
+		CurveServerKey: server, CurvePublicKey: pub, CurveSecretKey: sec,
 		Endpoints:      []string{c.frontend},
 		DefaultTimeout: c.timeout,
 		ConnectTimeout: c.connectTimeout,

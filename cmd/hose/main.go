@@ -58,6 +58,7 @@ func commands() []command {
 		{"cluster", "run a broker and N supervised worker processes", clusterUsage, func() subcommand { return &clusterCmd{} }},
 		{"exec", "send one job and print its result", execUsage, func() subcommand { return &execCmd{} }},
 		{"ping", "check a broker's health", pingUsage, func() subcommand { return &pingCmd{} }},
+		{"keygen", "make a CURVE key pair", keygenUsage, func() subcommand { return &keygenCmd{} }},
 		{"version", "print the version", versionUsage, func() subcommand { return &versionCmd{} }},
 	}
 }

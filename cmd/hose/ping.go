@@ -31,6 +31,7 @@ type pingCmd struct {
 	timeout        time.Duration
 	json           bool
 	allowNoWorkers bool
+	curve          peerCurveFlags
 }
 
 func (c *pingCmd) register(fs *flag.FlagSet) {
@@ -38,6 +39,7 @@ func (c *pingCmd) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "how long to wait for the answer")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object")
 	fs.BoolVar(&c.allowNoWorkers, "allow-no-workers", false, "report a broker without workers as healthy")
+	c.curve.register(fs)
 	c.log.register(fs)
 }
 
@@ -69,7 +71,12 @@ func (c *pingCmd) run(ctx context.Context, e *env, args []string) int {
 	if c.timeout <= 0 {
 		return usageError(e, "ping", "-timeout %v: want a positive duration", c.timeout)
 	}
-	cl, err := client.New(client.Config{Endpoints: []string{c.frontend}, ConnectTimeout: c.timeout, Logger: log})
+	server, pub, sec, err := c.curve.keys()
+	if err != nil {
+		return usageError(e, "ping", "%v", err)
+	}
+	cl, err := client.New(client.Config{Endpoints: []string{c.frontend}, ConnectTimeout: c.timeout, Logger: log,
+		CurveServerKey: server, CurvePublicKey: pub, CurveSecretKey: sec})
 	if err != nil {
 		return usageError(e, "ping", "%v", err)
 	}

@@ -150,6 +150,7 @@ func (f *workerFlags) args() []string {
 type workerCmd struct {
 	log          logFlags
 	worker       workerFlags
+	curve        peerCurveFlags
 	backend      string
 	drainTimeout time.Duration
 }
@@ -157,6 +158,7 @@ type workerCmd struct {
 func (c *workerCmd) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.backend, "backend", worker.DefaultBackend, "the broker's backend `ENDPOINT`")
 	c.worker.register(fs)
+	c.curve.register(fs)
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM or retirement, how long held jobs get to finish")
 	c.log.register(fs)
 }
@@ -175,6 +177,9 @@ func (c *workerCmd) run(ctx context.Context, e *env, args []string) int {
 	}
 	log = log.With("pid", os.Getpid())
 	cfg := c.worker.config(c.backend, c.drainTimeout, log)
+	if cfg.CurveServerKey, cfg.CurvePublicKey, cfg.CurveSecretKey, err = c.curve.keys(); err != nil {
+		return usageError(e, "worker", "%v", err)
+	}
 	w, err := worker.New(cfg, spec.Handler())
 	if err != nil {
 		return usageError(e, "worker", "%v", err)

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+const keygenUsage = `Usage: hose keygen NAME
+
+Makes a CURVE key pair for a broker, a worker or a client: NAME.key holds
+the secret key (mode 0600, keep it private) and NAME.pub the public key
+(give it to peers). Keys are Z85 text, 40 characters.
+
+  hose keygen broker          # broker.key: hose broker -curve-secret broker.key
+  hose keygen worker1         # worker1.pub goes into the broker's -worker-keys
+  hose worker -curve-server-key broker.pub -curve-key worker1.key ...
+
+Exit codes:
+  0  both files written
+  1  a file could not be written (or already exists)
+  2  usage error
+`
+
+type keygenCmd struct {
+	log logFlags
+}
+
+func (c *keygenCmd) register(fs *flag.FlagSet) { c.log.register(fs) }
+
+func (c *keygenCmd) run(_ context.Context, e *env, args []string) int {
+	if len(args) != 1 || args[0] == "" {
+		return usageError(e, "keygen", "want one NAME")
+	}
+	pub, sec, err := zmq.NewCurveKeypair()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "hose keygen: %v\n", err)
+		return exitError
+	}
+	name := args[0]
+	for _, f := range []struct {
+		path, key string
+		mode      os.FileMode
+	}{{name + ".key", sec, 0o600}, {name + ".pub", pub, 0o644}} {
+		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
+		if err == nil {
+			_, err = fmt.Fprintln(fh, f.key)
+			if cerr := fh.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "hose keygen: %v\n", err)
+			return exitError
+		}
+	}
+	fmt.Fprintf(e.stdout, "%s.key (secret) and %s.pub (public: %s)\n", name, name, pub)
+	return exitOK
+}
+
+// readKey returns a Z85 key given literally or as the path of a file that
+// holds one.
+func readKey(s string) (string, error) {
+	if len(s) == 40 && len(zmq.Z85decode(s)) == 32 {
+		return s, nil
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		return "", fmt.Errorf("CURVE key %s: %w", s, err)
+	}
+	k := strings.TrimSpace(string(b))
+	if len(k) != 40 || len(zmq.Z85decode(k)) != 32 {
+		return "", fmt.Errorf("%s holds no Z85 CURVE key", s)
+	}
+	return k, nil
+}
+
+// readKeyList reads public keys from a directory of *.pub files or from a
+// file with one key per line (# comments allowed).
+func readKeyList(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	var files []string
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if st.IsDir() {
+		if files, err = filepath.Glob(filepath.Join(path, "*.pub")); err != nil {
+			return nil, err
+		}
+	} else {
+		files = []string{path}
+	}
+	var keys []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, err := readKey(line)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no public keys (an empty allow-list would let everyone in)", path)
+	}
+	return keys, nil
+}
+
+// peerCurveFlags are a CURVE client's flags (worker, exec, ping).
+type peerCurveFlags struct {
+	serverKey string
+	key       string
+}
+
+func (f *peerCurveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.serverKey, "curve-server-key", "", "the broker's CURVE public `KEY` (Z85, or a .pub file): encrypt and authenticate the broker")
+	fs.StringVar(&f.key, "curve-key", "", "this peer's secret key `FILE` (from hose keygen) when the broker has an allow-list (default: a fresh key pair)")
+}
+
+// keys resolves the flags into server key, public key and secret key.
+func (f *peerCurveFlags) keys() (server, pub, sec string, err error) {
+	if f.serverKey == "" {
+		if f.key != "" {
+			return "", "", "", fmt.Errorf("-curve-key needs -curve-server-key")
+		}
+		return "", "", "", nil
+	}
+	if server, err = readKey(f.serverKey); err != nil {
+		return "", "", "", err
+	}
+	if f.key != "" {
+		if sec, err = readKey(f.key); err != nil {
+			return "", "", "", err
+		}
+		if pub, err = zmq.AuthCurvePublic(sec); err != nil {
+			return "", "", "", err
+		}
+	}
+	return server, pub, sec, nil
+}
