@@ -156,6 +156,7 @@ func TestFloodBeyondQueueBound(t *testing.T) {
 	checkGoroutines(t)
 	cfg := testConfig()
 	cfg.MaxQueue = 20
+	cfg.MaxClientInFlight = 1000
 	b := startBroker(t, cfg)
 	bl := newBlocker()
 	startWorker(t, b, worker.Config{Concurrency: 2, Prefetch: -1}, bl)
@@ -426,4 +427,52 @@ func TestClientFailsOverBetweenBrokers(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("ok %d, failed over with error %d", ok.Load(), failed.Load())
+}
+
+// TestOneClientCannotStarveOthers floods from one client past its in-flight
+// bound: its excess is answered "busy" while another client still gets its
+// jobs queued and answered.
+func TestOneClientCannotStarveOthers(t *testing.T) {
+	checkGoroutines(t)
+	cfg := testConfig()
+	cfg.MaxQueue = 100
+	cfg.MaxClientInFlight = 10
+	b := startBroker(t, cfg)
+	bl := newBlocker()
+	startWorker(t, b, worker.Config{Concurrency: 1, Prefetch: -1}, bl)
+	waitWorkers(t, b, 1)
+	greedy := newClient(t, client.Config{}, b.Frontend())
+	polite := newClient(t, client.Config{}, b.Frontend())
+
+	const flood = 50
+	errs := make(chan error, flood)
+	for i := 0; i < flood; i++ {
+		go func() {
+			_, err := greedy.Execute(context.Background(), []byte("x"), client.WithTimeout(20*time.Second))
+			errs <- err
+		}()
+	}
+	for i := 0; i < flood-10; i++ {
+		if err := <-errs; !errors.Is(err, client.ErrBusy) {
+			t.Fatalf("flood beyond the client bound: want ErrBusy, got %v", err)
+		}
+	}
+	res := make(chan error, 1)
+	go func() {
+		got, err := polite.Execute(context.Background(), []byte("mine"), client.WithTimeout(20*time.Second))
+		if err == nil && string(got) != "mine" {
+			err = fmt.Errorf("got %q", got)
+		}
+		res <- err
+	}()
+	waitFor(t, 2*time.Second, "the other client's job queued", func() bool { return stats(t, b).Queued["default"] == 10 })
+	close(bl.release)
+	if err := <-res; err != nil {
+		t.Fatalf("the other client: %v", err)
+	}
+	for i := 0; i < 10; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("admitted job of the greedy client: %v", err)
+		}
+	}
 }

@@ -35,6 +35,11 @@ type Config struct {
 	// MaxQueue is the number of jobs a service may hold waiting for a
 	// worker; one more is answered "busy". Default 10000.
 	MaxQueue int
+	// MaxClientInFlight bounds the requests one client connection may have
+	// pending (queued or running); more are answered "busy", so one client
+	// cannot fill the queues and starve the others. Default: half of
+	// MaxQueue.
+	MaxClientInFlight int
 	// MaxPayload is the largest job payload accepted; larger ones are
 	// answered "too large". Default 8 MiB.
 	MaxPayload int
@@ -92,6 +97,7 @@ func DefaultConfig() Config {
 		DefaultTimeout:    30 * time.Second,
 		NoWorkerWait:      time.Second,
 		MaxQueue:          10000,
+		MaxClientInFlight: 5000,
 		MaxPayload:        8 << 20,
 		SlowGrace:         5 * time.Second,
 		CheckTimeout:      300 * time.Millisecond,
@@ -124,6 +130,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPayload == 0 {
 		c.MaxPayload = d.MaxPayload
+	}
+	if c.MaxClientInFlight == 0 {
+		c.MaxClientInFlight = max(1, c.MaxQueue/2)
 	}
 	if c.SlowGrace == 0 {
 		c.SlowGrace = d.SlowGrace
@@ -162,6 +171,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: stats interval %v is under 100ms", c.StatsInterval)
 	case c.MaxQueue < 0:
 		return fmt.Errorf("broker: max queue %d is negative", c.MaxQueue)
+	case c.MaxClientInFlight < 0:
+		return fmt.Errorf("broker: max client in-flight %d is negative", c.MaxClientInFlight)
 	case c.MaxPayload < 1024 || c.MaxPayload > 1<<30:
 		return fmt.Errorf("broker: max payload %d is outside 1 KiB..1 GiB", c.MaxPayload)
 	}

@@ -264,6 +264,10 @@ func (b *Broker) submit(cl *client, r *protocol.Job, now int64) {
 		b.reject(cl, r.ID, protocol.StatusTooLarge)
 		return
 	}
+	if cl.pending >= b.cfg.MaxClientInFlight {
+		b.reject(cl, r.ID, protocol.StatusBusy)
+		return
+	}
 	name := r.Service
 	if len(name) == 0 {
 		name = []byte(protocol.DefaultService)

@@ -36,6 +36,7 @@ type brokerFlags struct {
 	timeout      time.Duration
 	noWorkerWait time.Duration
 	maxQueue     int
+	maxClient    int
 	maxPayload   byteSize
 	slowGrace    time.Duration
 	services     stringList
@@ -58,6 +59,7 @@ func (f *brokerFlags) register(fs *flag.FlagSet, allowList bool) {
 	fs.DurationVar(&f.timeout, "timeout", d.DefaultTimeout, "timeout of requests that carry none")
 	fs.DurationVar(&f.noWorkerWait, "no-worker-wait", d.NoWorkerWait, `how long a job waits for a service with no worker before "no worker"`)
 	fs.IntVar(&f.maxQueue, "max-queue", d.MaxQueue, `jobs a service may queue; one more is answered "busy"`)
+	fs.IntVar(&f.maxClient, "max-client-inflight", 0, `requests one client connection may have pending; more are answered "busy" (default: half of -max-queue)`)
 	f.maxPayload = byteSize(d.MaxPayload)
 	fs.Var(&f.maxPayload, "max-payload", "largest job payload accepted: a `SIZE` in bytes or with KiB, MiB or GiB")
 	fs.DurationVar(&f.slowGrace, "slow-grace", d.SlowGrace, "how long past a job's deadline a worker may hold it before it is dropped as slow")
@@ -81,6 +83,7 @@ func (f *brokerFlags) config(log *slog.Logger) broker.Config {
 		DefaultTimeout:    f.timeout,
 		NoWorkerWait:      f.noWorkerWait,
 		MaxQueue:          f.maxQueue,
+		MaxClientInFlight: f.maxClient,
 		MaxPayload:        int(f.maxPayload),
 		SlowGrace:         f.slowGrace,
 		Services:          f.services,
