@@ -21,6 +21,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/hose-project/hose/internal/wake"
+	"github.com/hose-project/hose/internal/zsock"
 	"github.com/hose-project/hose/protocol"
 )
 
@@ -253,21 +254,8 @@ func (c *Client) setCurve(s *zmq.Socket) error {
 	if c.cfg.CurveServerKey == "" {
 		return nil
 	}
-	pub, sec := c.cfg.CurvePublicKey, c.cfg.CurveSecretKey
-	if pub == "" {
-		var err error
-		if pub, sec, err = zmq.NewCurveKeypair(); err != nil {
-			return fmt.Errorf("client: CURVE key pair: %w", err)
-		}
-	}
-	for _, set := range []func() error{
-		func() error { return s.SetCurveServerkey(c.cfg.CurveServerKey) },
-		func() error { return s.SetCurvePublickey(pub) },
-		func() error { return s.SetCurveSecretkey(sec) },
-	} {
-		if err := set(); err != nil {
-			return fmt.Errorf("client: CURVE: %w", err)
-		}
+	if err := zsock.CurveClient(s, c.cfg.CurveServerKey, c.cfg.CurvePublicKey, c.cfg.CurveSecretKey); err != nil {
+		return fmt.Errorf("client: CURVE: %w", err)
 	}
 	return nil
 }

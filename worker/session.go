@@ -192,21 +192,8 @@ func (s *session) setCurve(sock *zmq.Socket) error {
 	if s.cfg.CurveServerKey == "" {
 		return nil
 	}
-	pub, sec := s.cfg.CurvePublicKey, s.cfg.CurveSecretKey
-	if pub == "" {
-		var err error
-		if pub, sec, err = zmq.NewCurveKeypair(); err != nil {
-			return fmt.Errorf("worker: CURVE key pair: %w", err)
-		}
-	}
-	for _, set := range []func() error{
-		func() error { return sock.SetCurveServerkey(s.cfg.CurveServerKey) },
-		func() error { return sock.SetCurvePublickey(pub) },
-		func() error { return sock.SetCurveSecretkey(sec) },
-	} {
-		if err := set(); err != nil {
-			return fmt.Errorf("worker: CURVE: %w", err)
-		}
+	if err := zsock.CurveClient(sock, s.cfg.CurveServerKey, s.cfg.CurvePublicKey, s.cfg.CurveSecretKey); err != nil {
+		return fmt.Errorf("worker: CURVE: %w", err)
 	}
 	return nil
 }

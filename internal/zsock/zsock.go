@@ -104,3 +104,22 @@ func PollTimeout(d int64) int64 {
 	}
 	return (d + ms - 1) / ms * ms
 }
+
+// CurveClient makes s a CURVE client of a server with public key server
+// (Z85). pub and sec are the peer's own pair; empty, a fresh pair is made
+// (accepted only by a server without an allow-list). Call before Connect.
+func CurveClient(s *zmq.Socket, server, pub, sec string) error {
+	if pub == "" {
+		var err error
+		if pub, sec, err = zmq.NewCurveKeypair(); err != nil {
+			return err
+		}
+	}
+	if err := s.SetCurveServerkey(server); err != nil {
+		return err
+	}
+	if err := s.SetCurvePublickey(pub); err != nil {
+		return err
+	}
+	return s.SetCurveSecretkey(sec)
+}
