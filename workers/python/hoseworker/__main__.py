@@ -61,6 +61,14 @@ def load(spec):
     return obj
 
 
+def read_key(s):
+    """A Z85 key given literally or as a file holding one (None passes)."""
+    if not s or len(s) == 40:
+        return s
+    with open(s) as f:
+        return f.read().strip()
+
+
 def parser():
     ap = argparse.ArgumentParser(prog="python3 -m hoseworker", description="Run FUNCTION(job) -> bytes as a hose worker.",
                                  epilog=USAGE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,6 +90,8 @@ def parser():
     ap.add_argument("--drain-timeout", type=duration, default=30.0, metavar="DURATION",
                     help="on a signal or retirement, how long held jobs get to finish (default 30s)")
     ap.add_argument("--exit-on-broker-loss", action="store_true", help="exit 3 when the broker goes away instead of waiting")
+    ap.add_argument("--curve-server-key", metavar="KEY", help="the broker's CURVE public key (Z85, or a .pub file from hose keygen)")
+    ap.add_argument("--curve-key", metavar="FILE", help="this worker's secret key file (hose keygen); default: a fresh key pair")
     ap.add_argument("--path", action="append", default=[], metavar="DIR", help="add DIR to sys.path first, repeatable")
     ap.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     ap.add_argument("--version", action="version", version="hoseworker " + __version__)
@@ -103,8 +113,9 @@ def main(argv=None):
         w = Worker(fn, backend=args.backend, services=args.service or ["default"], concurrency=args.concurrency,
                    prefetch=None if args.prefetch == 0 else args.prefetch, pool=args.pool, params=dict(args.param), max_age=args.max_age, max_age_delta=args.max_age_delta,
                    max_jobs=args.max_jobs, drain_timeout=args.drain_timeout,
-                   exit_on_broker_loss=args.exit_on_broker_loss, logger=log)
-    except (TypeError, ValueError) as e:
+                   exit_on_broker_loss=args.exit_on_broker_loss, logger=log,
+                   curve_server_key=read_key(args.curve_server_key), curve_secret_key=read_key(args.curve_key))
+    except (TypeError, ValueError, OSError) as e:
         print("hoseworker: %s" % e, file=sys.stderr)
         return EXIT_USAGE
 

@@ -94,13 +94,17 @@ class Worker:
     reconnect_min, reconnect_max  backoff bounds when the broker is lost
     heartbeat, liveness  used until the broker's WELCOME gives its own
     exit_on_broker_loss  raise BrokerLost instead of reconnecting
+    curve_server_key, curve_secret_key  Z85 keys: encrypt the connection and
+                authenticate the broker; curve_secret_key is this worker's
+                (checked against the broker's worker allow-list), a fresh
+                pair when omitted
     logger      a logging.Logger (default: logging.getLogger("hoseworker"))
     """
 
     def __init__(self, handler, backend=DEFAULT_BACKEND, services=("default",), concurrency=None, prefetch=None,
                  pool="thread", params=None, max_age=0.0, max_age_delta=0.0, max_jobs=0, drain_timeout=30.0,
                  reconnect_min=0.1, reconnect_max=5.0, heartbeat=0.5, liveness=4, exit_on_broker_loss=False,
-                 logger=None):
+                 logger=None, curve_server_key=None, curve_secret_key=None):
         if not callable(handler):
             raise TypeError("handler must be callable")
         services = list(services) or ["default"]
@@ -128,6 +132,16 @@ class Worker:
         self.reconnect_min = reconnect_min
         self.reconnect_max = reconnect_max
         self.exit_on_broker_loss = exit_on_broker_loss
+        if curve_secret_key and not curve_server_key:
+            raise ValueError("curve_secret_key needs curve_server_key")
+        self._curve = None
+        if curve_server_key:
+            if curve_secret_key:
+                pub = zmq.curve_public(curve_secret_key.encode())
+                sec = curve_secret_key.encode()
+            else:
+                pub, sec = zmq.curve_keypair()
+            self._curve = (curve_server_key.encode(), pub, sec)
         self.log = logger or logging.getLogger("hoseworker")
         self.version = "hose-py/%s python/%d.%d" % ((__version__,) + sys.version_info[:2])
         self._ready = p.encode_ready(p.Ready(concurrency + prefetch, os.getpid(), _socket.gethostname()[:255],
@@ -277,6 +291,11 @@ class Worker:
         s.setsockopt(zmq.RCVHWM, 100000)
         s.setsockopt(zmq.RECONNECT_IVL, 100)
         s.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        if self._curve:
+            server, pub, sec = self._curve
+            s.setsockopt(zmq.CURVE_SERVERKEY, server)
+            s.setsockopt(zmq.CURVE_PUBLICKEY, pub)
+            s.setsockopt(zmq.CURVE_SECRETKEY, sec)
         s.connect(self.backend)
         self._sock = s
         self._poller.register(s, zmq.POLLIN)

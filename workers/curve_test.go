@@ -1,0 +1,57 @@
+package workers_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	zmq "github.com/pebbe/zmq4"
+
+	"github.com/hose-project/hose/broker"
+	"github.com/hose-project/hose/client"
+)
+
+// TestPythonWorkerCurve runs the Python worker against a CURVE broker with
+// a worker allow-list: with its listed key it serves; with a fresh key it
+// never registers.
+func TestPythonWorkerCurve(t *testing.T) {
+	serverPub, serverSec, _ := zmq.NewCurveKeypair()
+	workerPub, workerSec, _ := zmq.NewCurveKeypair()
+	clientPub, clientSec, _ := zmq.NewCurveKeypair()
+	cfg := testBrokerConfig("tcp://127.0.0.1:*", "tcp://127.0.0.1:*")
+	cfg.CurveSecretKey = serverSec
+	cfg.WorkerKeys = []string{workerPub}
+	cfg.ClientKeys = []string{clientPub}
+	b, err := broker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	keyFile := filepath.Join(t.TempDir(), "w.key")
+	if err := os.WriteFile(keyFile, []byte(workerSec+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	langPython.start(t, b.Backend(), []string{"echo.curve-listed"}, "--curve-server-key", serverPub, "--curve-key", keyFile)
+	langPython.start(t, b.Backend(), []string{"echo.curve-stranger"}, "--curve-server-key", serverPub)
+	c, err := client.New(client.Config{Endpoints: []string{b.Frontend()},
+		CurveServerKey: serverPub, CurvePublicKey: clientPub, CurveSecretKey: clientSec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+
+	waitFor(t, 20*time.Second, "the listed Python worker to answer", func() bool {
+		got, err := c.Execute(context.Background(), []byte("over curve"), client.WithService("echo.curve-listed"), client.WithTimeout(2*time.Second))
+		return err == nil && string(got) == "over curve"
+	})
+	st, err := b.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Workers) != 1 || st.Counters.AuthDenied == 0 {
+		t.Fatalf("workers %d (want only the listed one), auth denied %d", len(st.Workers), st.Counters.AuthDenied)
+	}
+}
