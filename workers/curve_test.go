@@ -13,10 +13,16 @@ import (
 	"github.com/hose-project/hose/client"
 )
 
-// TestPythonWorkerCurve runs the Python worker against a CURVE broker with
-// a worker allow-list: with its listed key it serves; with a fresh key it
-// never registers.
-func TestPythonWorkerCurve(t *testing.T) {
+// TestWorkerCurve runs the Python and C++ workers against a CURVE broker
+// with a worker allow-list: with its listed key each serves; with a fresh
+// key it never registers.
+func TestWorkerCurve(t *testing.T) {
+	for _, l := range []lang{langPython, langCpp} {
+		t.Run(l.label, func(t *testing.T) { testWorkerCurve(t, l) })
+	}
+}
+
+func testWorkerCurve(t *testing.T, l lang) {
 	serverPub, serverSec, _ := zmq.NewCurveKeypair()
 	workerPub, workerSec, _ := zmq.NewCurveKeypair()
 	clientPub, clientSec, _ := zmq.NewCurveKeypair()
@@ -34,8 +40,8 @@ func TestPythonWorkerCurve(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	langPython.start(t, b.Backend(), []string{"echo.curve-listed"}, "--curve-server-key", serverPub, "--curve-key", keyFile)
-	langPython.start(t, b.Backend(), []string{"echo.curve-stranger"}, "--curve-server-key", serverPub)
+	l.start(t, b.Backend(), []string{"echo.curve-listed"}, "--curve-server-key", serverPub, "--curve-key", keyFile)
+	l.start(t, b.Backend(), []string{"echo.curve-stranger"}, "--curve-server-key", serverPub)
 	c, err := client.New(client.Config{Endpoints: []string{b.Frontend()},
 		CurveServerKey: serverPub, CurvePublicKey: clientPub, CurveSecretKey: clientSec})
 	if err != nil {
@@ -43,7 +49,7 @@ func TestPythonWorkerCurve(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = c.Close() })
 
-	waitFor(t, 20*time.Second, "the listed Python worker to answer", func() bool {
+	waitFor(t, 20*time.Second, "the listed worker to answer", func() bool {
 		got, err := c.Execute(context.Background(), []byte("over curve"), client.WithService("echo.curve-listed"), client.WithTimeout(2*time.Second))
 		return err == nil && string(got) == "over curve"
 	})

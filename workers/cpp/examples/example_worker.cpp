@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -59,7 +60,19 @@ const char kUsage[] =
     "  --max-jobs N           retire after N jobs (0: never)\n"
     "  --drain-timeout D      on a signal or retirement, how long jobs get (default 30s)\n"
     "  --exit-on-broker-loss  exit 3 when the broker goes away\n"
+    "  --curve-server-key K   the broker's CURVE public key (Z85, or a .pub file)\n"
+    "  --curve-key FILE       this worker's secret key file (hose keygen; default: a fresh pair)\n"
     "  --quiet                log warnings and errors only\n";
+
+// read_key returns a Z85 key given literally (40 characters) or as the
+// path of a file holding one (hose keygen writes NAME.key and NAME.pub).
+std::string read_key(const std::string& s) {
+    if (s.size() == 40) return s;
+    std::ifstream in(s);
+    std::string k;
+    if (!(in >> k) || k.size() != 40) throw std::runtime_error("no Z85 CURVE key in " + s);
+    return k;
+}
 
 std::atomic<hose::Worker*> g_worker{nullptr};
 std::atomic<int> g_signals{0};
@@ -205,6 +218,10 @@ int run(int argc, char** argv) {
             cfg.drain_timeout = parse_duration(value());
         else if (a == "--exit-on-broker-loss")
             cfg.exit_on_broker_loss = true;
+        else if (a == "--curve-server-key")
+            cfg.curve_server_key = read_key(value());
+        else if (a == "--curve-key")
+            cfg.curve_secret_key = read_key(value());
         else if (a == "--quiet")
             quiet = true;
         else

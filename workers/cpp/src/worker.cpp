@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
@@ -240,6 +241,20 @@ struct Worker::Impl {
         next_ready = now + (ok ? hb : kReadyRetry);
     }
 
+    // set_curve makes the socket a CURVE client (keys in Z85).
+    void set_curve() {
+        char pub[41] = {0}, sec[41] = {0};
+        if (cfg.curve_secret_key.empty()) {
+            if (zmq_curve_keypair(pub, sec) != 0) throw std::runtime_error("zmq_curve_keypair failed (no CURVE in libzmq?)");
+        } else {
+            std::snprintf(sec, sizeof sec, "%s", cfg.curve_secret_key.c_str());
+            if (zmq_curve_public(pub, sec) != 0) throw std::invalid_argument("curve_secret_key is not a Z85 secret key");
+        }
+        sock->set(zmq::sockopt::curve_serverkey, cfg.curve_server_key);
+        sock->set(zmq::sockopt::curve_publickey, std::string(pub));
+        sock->set(zmq::sockopt::curve_secretkey, std::string(sec));
+    }
+
     void connect(Clock::time_point now) {
         if (sock) sock->close();
         sock = std::make_unique<zmq::socket_t>(*ctx, zmq::socket_type::dealer);
@@ -249,6 +264,7 @@ struct Worker::Impl {
         sock->set(zmq::sockopt::rcvhwm, 100000);
         sock->set(zmq::sockopt::reconnect_ivl, 100);
         sock->set(zmq::sockopt::reconnect_ivl_max, 1000);
+        if (!cfg.curve_server_key.empty()) set_curve();
         sock->connect(cfg.backend);
         unregister();
         retry_at.reset();

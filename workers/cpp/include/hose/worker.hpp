@@ -82,6 +82,12 @@ struct Config {
     std::chrono::milliseconds heartbeat{500};  // until the broker's WELCOME gives its own
     int liveness = 4;
     bool exit_on_broker_loss = false;  // run() throws BrokerLost instead of reconnecting
+    // CURVE: the broker's public key (Z85, 40 characters) encrypts the
+    // connection and authenticates the broker; curve_secret_key is this
+    // worker's (checked against the broker's worker allow-list), a fresh
+    // pair when empty.
+    std::string curve_server_key;
+    std::string curve_secret_key;
     std::string version;               // free text in READY; default "hose-cpp/<kVersion>"
     // logger receives the worker's log lines; default: none.
     std::function<void(LogLevel, const std::string&)> logger;
