@@ -128,7 +128,7 @@ func TestMixedPool(t *testing.T) {
 					who, pid := whoAnswered(res)
 					mu.Lock()
 					defer mu.Unlock()
-					if p, ok := procs[who]; !ok || p.pid() != pid {
+					if p, ok := procs[who]; !ok || p.PID() != pid {
 						t.Errorf("lang answered %q: not one of the pool's workers", res)
 					}
 					seen[who]++
@@ -216,7 +216,7 @@ func TestMixedPool(t *testing.T) {
 		wg.Wait()
 		after := doneByPID(t, b)
 		for _, l := range allLangs {
-			pid := procs[l.name].pid()
+			pid := procs[l.name].PID()
 			if after[pid] <= before[pid] {
 				t.Errorf("the %s worker served none of the %d shared jobs", l.name, 2*n)
 			}
@@ -258,13 +258,13 @@ func TestCPUBoundJob(t *testing.T) {
 			if err != nil {
 				t.Fatalf("a %v CPU-bound job (liveness window %v): %v", spin, window, err)
 			}
-			if who, pid := whoAnswered(res); who != l.name || pid != w.pid() {
-				t.Errorf("answered by %q, want the %s worker (pid %d)", res, l.name, w.pid())
+			if who, pid := whoAnswered(res); who != l.name || pid != w.PID() {
+				t.Errorf("answered by %q, want the %s worker (pid %d)", res, l.name, w.PID())
 			}
 			if took := time.Since(start); took < spin {
 				t.Errorf("the job took %v, less than its %v", took, spin)
 			}
-			after, ok := workerStats(t, b, w.pid())
+			after, ok := workerStats(t, b, w.PID())
 			if !ok || after.ID != before.ID {
 				t.Errorf("the worker was dropped and registered again during the job (id %d, then %d, registered %v)", before.ID, after.ID, ok)
 			}
@@ -293,7 +293,7 @@ func TestKillMidJob(t *testing.T) {
 			waitRegistered(t, b, w)
 			ch := execAsync(c, 30*time.Second, "20000", client.WithService("sleep.lost"))
 			waitInFlight(t, b, w, 1)
-			w.signal(t, syscall.SIGKILL)
+			w.Signal(t, syscall.SIGKILL)
 			if o := receive(t, ch, 10*time.Second, "a job whose worker was killed"); !errors.Is(o.err, client.ErrWorkerLost) {
 				t.Errorf("job of a worker killed mid-job: got %q, %v; want ErrWorkerLost", o.res, o.err)
 			}
@@ -304,13 +304,13 @@ func TestKillMidJob(t *testing.T) {
 			waitRegistered(t, b, w2)
 			ch = execAsync(c, 30*time.Second, "1000", client.WithService("sleep.retry"), client.Idempotent())
 			victim, survivor := holder(t, b, w1, w2)
-			victim.signal(t, syscall.SIGKILL)
+			victim.Signal(t, syscall.SIGKILL)
 			o := receive(t, ch, 15*time.Second, "an idempotent job whose worker was killed")
 			if o.err != nil {
 				t.Fatalf("idempotent job of a worker killed mid-job: %v; want a result from the other worker", o.err)
 			}
-			if who, pid := whoAnswered(o.res); who != l.name || pid != survivor.pid() {
-				t.Errorf("idempotent job answered by %q, want the surviving worker (pid %d)", o.res, survivor.pid())
+			if who, pid := whoAnswered(o.res); who != l.name || pid != survivor.PID() {
+				t.Errorf("idempotent job answered by %q, want the surviving worker (pid %d)", o.res, survivor.PID())
 			}
 		})
 	}
@@ -320,11 +320,11 @@ func TestKillMidJob(t *testing.T) {
 func holder(t testing.TB, br *broker.Broker, a, b *proc) (has, other *proc) {
 	t.Helper()
 	waitFor(t, 10*time.Second, "a worker to hold the job", func() bool {
-		if ws, ok := workerStats(t, br, a.pid()); ok && ws.InFlight == 1 {
+		if ws, ok := workerStats(t, br, a.PID()); ok && ws.InFlight == 1 {
 			has, other = a, b
 			return true
 		}
-		if ws, ok := workerStats(t, br, b.pid()); ok && ws.InFlight == 1 {
+		if ws, ok := workerStats(t, br, b.PID()); ok && ws.InFlight == 1 {
 			has, other = b, a
 			return true
 		}
@@ -348,27 +348,27 @@ func TestSigtermDrain(t *testing.T) {
 			waitRegistered(t, b, w2)
 			long := execAsync(c, 30*time.Second, "1500", client.WithService("sleep.drain"))
 			victim, other := holder(t, b, w1, w2)
-			victim.signal(t, syscall.SIGTERM)
+			victim.Signal(t, syscall.SIGTERM)
 			waitFor(t, 5*time.Second, "the broker to see the worker draining", func() bool {
-				ws, ok := workerStats(t, b, victim.pid())
+				ws, ok := workerStats(t, b, victim.PID())
 				return !ok || ws.Draining
 			})
-			if ws, ok := workerStats(t, b, victim.pid()); ok {
+			if ws, ok := workerStats(t, b, victim.PID()); ok {
 				// Still draining with a free slot: the next job must go
 				// to the other worker.
 				if ws.InFlight != 1 {
 					t.Errorf("draining worker holds %d jobs, want 1", ws.InFlight)
 				}
 				res, err := execute(t, c, "sleep.drain", "10")
-				if _, pid := whoAnswered(res); err != nil || pid != other.pid() {
-					t.Errorf("job sent during the drain: got %q, %v; want it from pid %d", res, err, other.pid())
+				if _, pid := whoAnswered(res); err != nil || pid != other.PID() {
+					t.Errorf("job sent during the drain: got %q, %v; want it from pid %d", res, err, other.PID())
 				}
 			}
 			o := receive(t, long, 10*time.Second, "the job held at SIGTERM")
-			if who, pid := whoAnswered(o.res); o.err != nil || who != l.name || pid != victim.pid() {
-				t.Errorf("job held at SIGTERM: got %q, %v; want it finished by pid %d", o.res, o.err, victim.pid())
+			if who, pid := whoAnswered(o.res); o.err != nil || who != l.name || pid != victim.PID() {
+				t.Errorf("job held at SIGTERM: got %q, %v; want it finished by pid %d", o.res, o.err, victim.PID())
 			}
-			if code := victim.wait(t, 10*time.Second); code != 0 {
+			if code := victim.Wait(t, 10*time.Second); code != 0 {
 				t.Errorf("exit code after SIGTERM: %d, want 0", code)
 			}
 			waitGone(t, b, victim)
@@ -399,7 +399,7 @@ func TestRetire(t *testing.T) {
 					t.Fatalf("job %d of 3: %q, %v", i+1, res, err)
 				}
 			}
-			if code := w.wait(t, 10*time.Second); code != 0 {
+			if code := w.Wait(t, 10*time.Second); code != 0 {
 				t.Errorf("exit code after --max-jobs 3: %d, want 0", code)
 			}
 			waitGone(t, b, w)
@@ -410,7 +410,7 @@ func TestRetire(t *testing.T) {
 			if res, err := execute(t, c, "echo.age", "y"); err != nil || string(res) != "y" {
 				t.Errorf("job before --max-age: %q, %v", res, err)
 			}
-			if code := w.wait(t, 10*time.Second); code != 0 {
+			if code := w.Wait(t, 10*time.Second); code != 0 {
 				t.Errorf("exit code after --max-age: %d, want 0", code)
 			}
 			if took := time.Since(start); took < 800*time.Millisecond {
@@ -433,11 +433,11 @@ func TestStoppedWorkerRegistersAgain(t *testing.T) {
 			c := newClient(t, b.Frontend())
 			w := l.start(t, b.Backend(), []string{"echo.stop"})
 			first := waitRegistered(t, b, w)
-			w.signal(t, syscall.SIGSTOP)
+			w.Signal(t, syscall.SIGSTOP)
 			waitGone(t, b, w)
-			w.signal(t, syscall.SIGCONT)
+			w.Signal(t, syscall.SIGCONT)
 			waitFor(t, 10*time.Second, "the worker to register again", func() bool {
-				ws, ok := workerStats(t, b, w.pid())
+				ws, ok := workerStats(t, b, w.PID())
 				return ok && ws.ID != first.ID
 			})
 			if res, err := execute(t, c, "echo.stop", "again"); err != nil || string(res) != "again" {
@@ -487,8 +487,8 @@ func TestBrokerRestart(t *testing.T) {
 	_ = b.Close()
 	bp := startProc(t, "broker process", "", []string{roleEnv + "=broker"}, brokerArgs(front, back)...)
 	serves(t, "broker process")
-	bp.signal(t, syscall.SIGKILL)
-	bp.wait(t, 5*time.Second)
+	bp.Signal(t, syscall.SIGKILL)
+	bp.Wait(t, 5*time.Second)
 	b = startBroker(t, front, back)
 	for _, p := range procs {
 		waitRegistered(t, b, p)

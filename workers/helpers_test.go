@@ -8,6 +8,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/hose-project/hose/internal/testproc"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -364,88 +365,13 @@ func haveAll(dir string) bool {
 
 // --- processes ---
 
-// syncBuffer is a bytes.Buffer that a process's output copier and the test
-// share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a process started by a test; it is killed (SIGKILL) when the test
 // ends, and its output is logged when the test failed.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
+type proc = testproc.Proc
 
 func startProc(t testing.TB, name, dir string, env []string, argv ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("--- %s (pid %d) output:\n%s", name, p.pid(), p.out.String())
-		}
-	})
-	return p
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) signal(t testing.TB, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
-	}
-}
-
-// wait waits up to limit for the process to exit and returns its exit code.
-func (p *proc) wait(t testing.TB, limit time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(limit):
-		t.Fatalf("%s still running %v later", p.name, limit)
-		return 0
-	}
+	return testproc.Start(t, name, testproc.Options{Dir: dir, Env: env, Merge: true}, argv...)
 }
 
 // --- workers in three languages ---
@@ -562,12 +488,12 @@ func workerStats(t testing.TB, b *broker.Broker, pid int) (broker.WorkerStats, b
 func waitRegistered(t testing.TB, b *broker.Broker, p *proc) broker.WorkerStats {
 	t.Helper()
 	var ws broker.WorkerStats
-	waitFor(t, 15*time.Second, p.name+" to register", func() bool {
-		if p.exited() {
-			t.Fatalf("%s exited (code %d) before registering:\n%s", p.name, p.cmd.ProcessState.ExitCode(), p.out.String())
+	waitFor(t, 15*time.Second, p.Name+" to register", func() bool {
+		if p.Exited() {
+			t.Fatalf("%s exited (code %d) before registering:\n%s", p.Name, p.Cmd.ProcessState.ExitCode(), p.Stdout.String())
 		}
 		var ok bool
-		ws, ok = workerStats(t, b, p.pid())
+		ws, ok = workerStats(t, b, p.PID())
 		return ok
 	})
 	return ws
@@ -575,16 +501,16 @@ func waitRegistered(t testing.TB, b *broker.Broker, p *proc) broker.WorkerStats 
 
 func waitGone(t testing.TB, b *broker.Broker, p *proc) {
 	t.Helper()
-	waitFor(t, 10*time.Second, "the broker to drop "+p.name, func() bool {
-		_, ok := workerStats(t, b, p.pid())
+	waitFor(t, 10*time.Second, "the broker to drop "+p.Name, func() bool {
+		_, ok := workerStats(t, b, p.PID())
 		return !ok
 	})
 }
 
 func waitInFlight(t testing.TB, b *broker.Broker, p *proc, n int) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("%s to hold %d jobs", p.name, n), func() bool {
-		ws, ok := workerStats(t, b, p.pid())
+	waitFor(t, 10*time.Second, fmt.Sprintf("%s to hold %d jobs", p.Name, n), func() bool {
+		ws, ok := workerStats(t, b, p.PID())
 		return ok && ws.InFlight == n
 	})
 }

@@ -53,7 +53,7 @@ type clusterState struct {
 
 func readCluster(p *proc) clusterState {
 	st := clusterState{current: map[int]int{}, failures: map[int]bool{}, registered: map[int]bool{}, removed: map[int]string{}}
-	for _, l := range parseLog(p.stderr.String()) {
+	for _, l := range parseLog(p.Stderr.String()) {
 		switch {
 		case l.Component == "supervisor" && l.Slot != nil && (l.Msg == "process started" || l.Msg == "process restarted"):
 			st.current[*l.Slot] = l.PID
@@ -89,8 +89,8 @@ func startCluster(t *testing.T, extra ...string) (*proc, string) {
 // process it ever started is left.
 func stopCluster(t *testing.T, p *proc) {
 	t.Helper()
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t, 20*time.Second); code != 0 {
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, 20*time.Second); code != 0 {
 		t.Errorf("cluster exit code %d after SIGTERM, want 0", code)
 	}
 	st := readCluster(p)

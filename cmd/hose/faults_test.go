@@ -46,7 +46,7 @@ func TestExecAndPing(t *testing.T) {
 			fields[f[0]] = f[1]
 		}
 	}
-	for key, want := range map[string]string{"workers": "2", "pid": fmt.Sprint(b.pid()), "draining": "false", "in-flight": "0"} {
+	for key, want := range map[string]string{"workers": "2", "pid": fmt.Sprint(b.PID()), "draining": "false", "in-flight": "0"} {
 		if fields[key] != want {
 			t.Errorf("ping output: %s is %q, want %q:\n%s", key, fields[key], want, out)
 		}
@@ -56,7 +56,7 @@ func TestExecAndPing(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != exitOK {
 		t.Fatalf("ping -json: exit %d, %v, stdout %q, stderr %q", code, err, out, errs)
 	}
-	if rep.Workers != 2 || rep.PID != b.pid() || !rep.Healthy {
+	if rep.Workers != 2 || rep.PID != b.PID() || !rep.Healthy {
 		t.Errorf("ping -json: %+v", rep)
 	}
 
@@ -119,7 +119,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		call := goExecute(c, "doomed")
 		waitInFlight(t, c, 1, 5*time.Second)
 		killed := time.Now()
-		w.signal(t, syscall.SIGKILL)
+		w.Signal(t, syscall.SIGKILL)
 		o := await(t, call)
 		if !errors.Is(o.err, client.ErrWorkerLost) {
 			t.Fatalf("Execute: %v (%q), want ErrWorkerLost", o.err, o.res)
@@ -142,7 +142,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 		startWorker(t, "second", b.backend, "-handler", "sleep:1s")
 		waitWorkers(t, c, 2, 10*time.Second)
 		killed := time.Now()
-		first.signal(t, syscall.SIGKILL)
+		first.Signal(t, syscall.SIGKILL)
 		o := await(t, call)
 		if o.err != nil || string(o.res) != "survivor" {
 			t.Fatalf("idempotent Execute: %q, %v; want the payload back", o.res, o.err)
@@ -161,10 +161,10 @@ func TestWorkerStoppedMidJob(t *testing.T) {
 	call := goExecute(c, "stuck")
 	waitInFlight(t, c, 1, 5*time.Second)
 	stopped := time.Now()
-	w.signal(t, syscall.SIGSTOP)
+	w.Signal(t, syscall.SIGSTOP)
 	o := await(t, call)
 	// SIGCONT before any assertion, so a failure leaves no stopped process.
-	w.signal(t, syscall.SIGCONT)
+	w.Signal(t, syscall.SIGCONT)
 	if !errors.Is(o.err, client.ErrWorkerLost) {
 		t.Fatalf("Execute to a stopped worker: %v (%q), want ErrWorkerLost", o.err, o.res)
 	}
@@ -179,8 +179,8 @@ func TestWorkerStoppedMidJob(t *testing.T) {
 	if o.err != nil || string(o.res) != "again" {
 		t.Errorf("Execute after SIGCONT: %q, %v", o.res, o.err)
 	}
-	if w.exited() {
-		t.Errorf("worker exited: %d", w.cmd.ProcessState.ExitCode())
+	if w.Exited() {
+		t.Errorf("worker exited: %d", w.Cmd.ProcessState.ExitCode())
 	}
 }
 
@@ -198,10 +198,10 @@ func TestBrokerRestart(t *testing.T) {
 	waitInFlight(t, c, 4, 5*time.Second)
 
 	killed := time.Now()
-	b.signal(t, syscall.SIGKILL)
-	b.wait(t, 5*time.Second)
+	b.Signal(t, syscall.SIGKILL)
+	b.Wait(t, 5*time.Second)
 	b2 := startBrokerAt(t, b.frontend, b.backend)
-	t.Logf("new broker (pid %d) answering %v after the kill", b2.pid(), time.Since(killed).Round(time.Millisecond))
+	t.Logf("new broker (pid %d) answering %v after the kill", b2.PID(), time.Since(killed).Round(time.Millisecond))
 
 	for i, ch := range calls {
 		o := await(t, ch)
@@ -239,12 +239,12 @@ func TestWorkerGracefulStop(t *testing.T) {
 	waitWorkers(t, c, 1, 10*time.Second)
 	call := goExecute(c, "finish me")
 	waitInFlight(t, c, 1, 5*time.Second)
-	w.signal(t, syscall.SIGTERM)
+	w.Signal(t, syscall.SIGTERM)
 	o := await(t, call)
 	if o.err != nil || string(o.res) != "finish me" {
 		t.Errorf("job running at SIGTERM: %q, %v; want its result", o.res, o.err)
 	}
-	if code := w.wait(t, 5*time.Second); code != 0 {
+	if code := w.Wait(t, 5*time.Second); code != 0 {
 		t.Errorf("worker exit code %d after SIGTERM, want 0", code)
 	}
 	waitWorkers(t, c, 0, 5*time.Second)
@@ -272,13 +272,13 @@ func TestBrokerRefusesSecondInstance(t *testing.T) {
 			if code != exitError {
 				t.Errorf("second broker: exit %d, want %d", code, exitError)
 			}
-			if want := fmt.Sprintf("pid %d", first.pid()); !strings.Contains(errs, want) || !strings.Contains(errs, "already running") {
+			if want := fmt.Sprintf("pid %d", first.PID()); !strings.Contains(errs, want) || !strings.Contains(errs, "already running") {
 				t.Errorf("second broker's message lacks %q / %q:\n%s", want, "already running", errs)
 			}
 			// The first broker still owns the endpoint.
 			info, err := ping(newClient(t, front))
-			if err != nil || info.PID != first.pid() {
-				t.Errorf("after the refusal, ping: %+v, %v; want pid %d", info, err, first.pid())
+			if err != nil || info.PID != first.PID() {
+				t.Errorf("after the refusal, ping: %+v, %v; want pid %d", info, err, first.PID())
 			}
 		})
 	}
@@ -290,12 +290,12 @@ func TestWorkerExitOnBrokerLoss(t *testing.T) {
 	leaves := startWorker(t, "leaves", b.backend, "-handler", "echo", "-exit-on-broker-loss")
 	c := newClient(t, b.frontend)
 	waitWorkers(t, c, 2, 10*time.Second)
-	b.signal(t, syscall.SIGKILL)
+	b.Signal(t, syscall.SIGKILL)
 	// Silent for 4 heartbeats of 100ms: the worker gives up.
-	if code := leaves.wait(t, 5*time.Second); code != exitBrokerLost {
+	if code := leaves.Wait(t, 5*time.Second); code != exitBrokerLost {
 		t.Errorf("worker with -exit-on-broker-loss: exit %d, want %d", code, exitBrokerLost)
 	}
-	if stays.exited() {
-		t.Errorf("worker without -exit-on-broker-loss exited: %d", stays.cmd.ProcessState.ExitCode())
+	if stays.Exited() {
+		t.Errorf("worker without -exit-on-broker-loss exited: %d", stays.Cmd.ProcessState.ExitCode())
 	}
 }

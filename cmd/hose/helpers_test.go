@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hose-project/hose/internal/testproc"
 	"net"
 	"os"
 	"os/exec"
@@ -12,7 +13,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -55,99 +55,16 @@ func goTool() string {
 	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's copier goroutine and
-// the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a hose process started by a test.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
-	done   chan struct{} // closed when the process has exited and been reaped
-}
+type proc = testproc.Proc
 
 // startHose starts `hose args...`. When the test ends the process is killed
 // (SIGKILL) if still running; gentle processes (a cluster, which must stop
-// its own children) get SIGTERM and 10 s first. Its stderr is logged when
+// its own children) get SIGTERM and 10 s first. Its output is logged when
 // the test failed.
 func startHose(t testing.TB, name string, gentle bool, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(hoseBin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if gentle && !p.exited() {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				t.Errorf("%s did not stop within 10s of SIGTERM", name)
-			}
-		}
-		if !p.exited() {
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("--- %s (pid %d) stderr:\n%s", name, p.cmd.Process.Pid, p.stderr.String())
-		}
-	})
-	return p
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *proc) signal(t testing.TB, sig syscall.Signal) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v to %s: %v", sig, p.name, err)
-	}
-}
-
-// wait waits up to limit for the process to exit and returns its exit code
-// (-1 when a signal ended it).
-func (p *proc) wait(t testing.TB, limit time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.cmd.ProcessState.ExitCode()
-	case <-time.After(limit):
-		t.Fatalf("%s still running after %v", p.name, limit)
-		return 0
-	}
+	return testproc.Start(t, name, testproc.Options{Gentle: gentle}, append([]string{hoseBin}, args...)...)
 }
 
 // runHose runs a one-shot hose command with stdin and returns its output
@@ -215,8 +132,8 @@ func startBrokerAt(t testing.TB, frontend, backend string, extra ...string) *bro
 	b := &brokerProc{proc: startHose(t, "broker", false, args...), frontend: frontend, backend: backend}
 	c := newClient(t, frontend)
 	waitFor(t, 5*time.Second, "broker answering", func() (bool, string) {
-		if b.exited() {
-			t.Fatalf("broker exited with %d", b.cmd.ProcessState.ExitCode())
+		if b.Exited() {
+			t.Fatalf("broker exited with %d", b.Cmd.ProcessState.ExitCode())
 		}
 		_, err := ping(c)
 		return err == nil, fmt.Sprint(err)

@@ -57,8 +57,8 @@ func TestClusterStatsAndControl(t *testing.T) {
 	for _, w := range s.Workers {
 		pids[w.PID] = true
 	}
-	if len(pids) != 3 || pids[uint32(cl.pid())] {
-		t.Fatalf("worker pids %v (cluster %d): want 3 worker processes", pids, cl.pid())
+	if len(pids) != 3 || pids[uint32(cl.PID())] {
+		t.Fatalf("worker pids %v (cluster %d): want 3 worker processes", pids, cl.PID())
 	}
 
 	resp, err := http.Get("http://" + metrics + "/metrics")
