@@ -309,8 +309,7 @@ type call struct {
 	// owner only
 	id        uint64
 	ep        *endpoint
-	conn      uint64 // ep.conn when it was sent
-	abandoned bool   // the caller left
+	abandoned bool // the caller left
 
 	// result
 	res []byte

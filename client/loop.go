@@ -36,7 +36,6 @@ type endpoint struct {
 	connected bool
 	refused   bool    // the last handshake failed (authentication)
 	silent    bool    // connected, but the broker stopped answering
-	conn      uint64  // connection generation, +1 per connect
 	out       []byte  // REQUEST batch being built
 	outCalls  []*call // the calls in out
 	cancels   []byte  // CANCEL body being built
@@ -235,7 +234,6 @@ func (c *Client) flushEndpoint(ep *endpoint, now int64) {
 			if cl.abandoned {
 				continue
 			}
-			cl.conn = ep.conn
 			c.pending[cl.id] = cl
 			ep.pending++
 		}
@@ -362,7 +360,6 @@ func (c *Client) events(ep *endpoint, now int64) {
 			ep.refused = true
 		case zmq.EVENT_HANDSHAKE_SUCCEEDED:
 			ep.refused = false
-			ep.conn++
 			ep.connected = true
 			ep.silent = false
 			ep.heard = now
@@ -429,7 +426,7 @@ func (c *Client) failEndpoint(ep *endpoint, err error) {
 		delete(c.pending, id)
 		ep.pending--
 		if cl.flags&protocol.FlagIdempotent != 0 && err == ErrBrokerGone && cl.deadline > now {
-			cl.id, cl.ep, cl.conn = 0, nil, 0
+			cl.id, cl.ep = 0, nil
 			cl.enqueued = now
 			c.backlog = append(c.backlog, cl)
 			continue

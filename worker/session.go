@@ -70,7 +70,6 @@ type session struct {
 	retryAt    int64 // when to reconnect (0: connected)
 	backoff    time.Duration
 	running    int
-	handed     int // jobs handed to the pool this iteration
 	overflow   []*task
 	jobsDone   int
 	retireAt   int64
@@ -245,7 +244,6 @@ func (s *session) loop() error {
 		// Let runnable handlers (those just given jobs, or finishing
 		// theirs) run first, so fast jobs' results leave in this
 		// iteration's batch rather than one wake-up each.
-		s.handed = 0
 		runtime.Gosched()
 		s.sendResults(now)
 		if s.stopReq.Load() && !s.stopping {
@@ -385,7 +383,6 @@ func (s *session) jobs(body []byte, now int64) {
 			t.job.Service = protocol.DefaultService
 		}
 		s.running++
-		s.handed++
 		if len(s.overflow) == 0 {
 			select {
 			case s.tasks <- t:

@@ -88,22 +88,8 @@ func errno(err error) zmq.Errno {
 // IsAgain reports a would-block error (no message, or a full pipe).
 func IsAgain(err error) bool { return errno(err) == zmq.Errno(syscall.EAGAIN) }
 
-// IsTerm reports that the socket's context was terminated.
-func IsTerm(err error) bool { return errno(err) == zmq.ETERM }
-
 // IsUnreachable reports a ROUTER_MANDATORY send to an unknown peer.
 func IsUnreachable(err error) bool { return errno(err) == zmq.EHOSTUNREACH }
-
-// PollTimeout converts a wait into a zmq_poll timeout. pebbe/zmq4 truncates
-// to whole milliseconds, so a positive wait under 1 ms would become a busy
-// loop; round it up instead.
-func PollTimeout(d int64) int64 {
-	const ms = 1_000_000
-	if d <= 0 {
-		return 0
-	}
-	return (d + ms - 1) / ms * ms
-}
 
 // CurveClient makes s a CURVE client of a server with public key server
 // (Z85). pub and sec are the peer's own pair; empty, a fresh pair is made
