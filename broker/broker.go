@@ -198,8 +198,13 @@ func (b *Broker) newRouter(domain string) (*zmq.Socket, error) {
 	// Unroutable sends fail instead of vanishing, so a gone worker is
 	// noticed at once and a gone client's replies are counted.
 	_ = s.SetRouterMandatory(1)
-	_ = s.SetSndhwm(100000)
-	_ = s.SetRcvhwm(100000)
+	// The high-water marks bound the messages queued per connection.
+	for _, set := range []func(int) error{s.SetSndhwm, s.SetRcvhwm} {
+		if err := set(b.cfg.HWM); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("broker: high-water mark: %w", err)
+		}
+	}
 	// A message larger than any legal batch is an attack or a bug: libzmq
 	// drops the connection that sent it instead of buffering it.
 	_ = s.SetMaxmsgsize(int64(b.cfg.MaxPayload) + 1<<20)

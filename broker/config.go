@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 )
@@ -43,6 +44,17 @@ type Config struct {
 	// MaxPayload is the largest job payload accepted; larger ones are
 	// answered "too large". Default 8 MiB.
 	MaxPayload int
+	// HWM is the high-water mark of the frontend and backend sockets: the
+	// messages libzmq queues for one peer connection in each direction
+	// before it stops. A message is a batch of jobs or answers (up to
+	// 256 KiB, or one job up to MaxPayload), so a connection may hold up to
+	// about HWM batches in memory each way. When the broker hits it, jobs
+	// for a worker wait in the broker and are sent again shortly, but
+	// answers for a client that does not read are dropped (counted in
+	// Unroutable) and its calls time out. Default 100000; libzmq's 0
+	// ("no limit") is not offered: a peer that never reads would grow the
+	// broker's memory without bound.
+	HWM int
 	// SlowGrace is how long past its deadline a worker may hold a job before
 	// the broker drops the worker as slow. Default 5s.
 	SlowGrace time.Duration
@@ -85,6 +97,8 @@ type Config struct {
 const (
 	DefaultFrontend = "tcp://127.0.0.1:5555"
 	DefaultBackend  = "tcp://127.0.0.1:5556"
+	// DefaultHWM is the default Config.HWM, in messages.
+	DefaultHWM = 100000
 )
 
 // DefaultConfig returns a Config with every default filled in.
@@ -99,6 +113,7 @@ func DefaultConfig() Config {
 		MaxQueue:          10000,
 		MaxClientInFlight: 5000,
 		MaxPayload:        8 << 20,
+		HWM:               DefaultHWM,
 		SlowGrace:         5 * time.Second,
 		CheckTimeout:      300 * time.Millisecond,
 	}
@@ -130,6 +145,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPayload == 0 {
 		c.MaxPayload = d.MaxPayload
+	}
+	if c.HWM == 0 {
+		c.HWM = d.HWM
 	}
 	if c.MaxClientInFlight == 0 {
 		c.MaxClientInFlight = max(1, c.MaxQueue/2)
@@ -175,6 +193,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("broker: max client in-flight %d is negative", c.MaxClientInFlight)
 	case c.MaxPayload < 1024 || c.MaxPayload > 1<<30:
 		return fmt.Errorf("broker: max payload %d is outside 1 KiB..1 GiB", c.MaxPayload)
+	case c.HWM < 0 || c.HWM > math.MaxInt32:
+		return fmt.Errorf("broker: high-water mark %d is outside 1..%d messages (0 means the default)", c.HWM, math.MaxInt32)
 	}
 	if c.CurveSecretKey != "" {
 		if err := curveKey(c.CurveSecretKey); err != nil {

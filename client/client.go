@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,9 @@ import (
 
 // DefaultEndpoint is the broker frontend used when Config names none.
 const DefaultEndpoint = "tcp://127.0.0.1:5555"
+
+// DefaultHWM is the default Config.HWM, in messages.
+const DefaultHWM = 100000
 
 // Config configures a Client. Zero fields take the defaults of
 // DefaultConfig.
@@ -47,6 +51,13 @@ type Config struct {
 	Liveness int
 	// MaxPayload is the largest payload Execute sends. Default 8 MiB.
 	MaxPayload int
+	// HWM is the high-water mark of each broker connection: the messages
+	// (batches of calls one way, batches of answers the other) libzmq
+	// queues before it stops. Calls that meet a full queue wait in the
+	// client and are sent shortly; answers the broker cannot queue are
+	// dropped there and their calls time out. Default 100000; 0 means the
+	// default (libzmq's "no limit" is not offered), negative is refused.
+	HWM int
 	// CurveServerKey, when set, is the broker's CURVE public key (Z85, 40
 	// characters): the connection is encrypted and the broker is
 	// authenticated. CurvePublicKey and CurveSecretKey are this client's
@@ -68,6 +79,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval: 500 * time.Millisecond,
 		Liveness:          4,
 		MaxPayload:        8 << 20,
+		HWM:               DefaultHWM,
 	}
 }
 
@@ -91,6 +103,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxPayload <= 0 {
 		c.MaxPayload = d.MaxPayload
 	}
+	if c.HWM == 0 {
+		c.HWM = d.HWM
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -100,6 +115,9 @@ func (c Config) withDefaults() Config {
 // Validate reports a configuration the client cannot run with.
 func (c Config) Validate() error {
 	c = c.withDefaults()
+	if c.HWM < 0 || c.HWM > math.MaxInt32 {
+		return fmt.Errorf("client: high-water mark %d is outside 1..%d messages (0 means the default)", c.HWM, math.MaxInt32)
+	}
 	if c.HeartbeatInterval < 10*time.Millisecond {
 		return fmt.Errorf("client: heartbeat interval %v is under 10ms", c.HeartbeatInterval)
 	}
@@ -215,8 +233,12 @@ func (c *Client) newEndpoint(i int, addr string) (*endpoint, error) {
 	}
 	ep := &endpoint{idx: i, addr: addr, sock: s}
 	_ = s.SetLinger(0)
-	_ = s.SetSndhwm(100000)
-	_ = s.SetRcvhwm(100000)
+	for _, set := range []func(int) error{s.SetSndhwm, s.SetRcvhwm} {
+		if err := set(c.cfg.HWM); err != nil {
+			ep.close()
+			return nil, fmt.Errorf("client: high-water mark: %w", err)
+		}
+	}
 	_ = s.SetReconnectIvl(100 * time.Millisecond)
 	_ = s.SetReconnectIvlMax(time.Second)
 	// Connection state comes from libzmq's socket monitor: a DISCONNECTED

@@ -38,6 +38,7 @@ type brokerFlags struct {
 	maxQueue     int
 	maxClient    int
 	maxPayload   byteSize
+	hwm          int
 	slowGrace    time.Duration
 	services     stringList
 	skipCheck    bool
@@ -62,6 +63,7 @@ func (f *brokerFlags) register(fs *flag.FlagSet, allowList bool) {
 	fs.IntVar(&f.maxClient, "max-client-inflight", 0, `requests one client connection may have pending; more are answered "busy" (default: half of -max-queue)`)
 	f.maxPayload = byteSize(d.MaxPayload)
 	fs.Var(&f.maxPayload, "max-payload", "largest job payload accepted: a `SIZE` in bytes or with KiB, MiB or GiB")
+	fs.IntVar(&f.hwm, "hwm", d.HWM, "high-water mark of each client and worker connection, in messages (each a batch of jobs) queued each way")
 	fs.DurationVar(&f.slowGrace, "slow-grace", d.SlowGrace, "how long past a job's deadline a worker may hold it before it is dropped as slow")
 	if allowList {
 		fs.Var(&f.services, "service", "a service `NAME` to route, repeatable; requests for others are refused (default: any)")
@@ -85,6 +87,7 @@ func (f *brokerFlags) config(log *slog.Logger) broker.Config {
 		MaxQueue:          f.maxQueue,
 		MaxClientInFlight: f.maxClient,
 		MaxPayload:        int(f.maxPayload),
+		HWM:               f.hwm,
 		SlowGrace:         f.slowGrace,
 		Services:          f.services,
 		SkipCheck:         f.skipCheck,
