@@ -3,6 +3,10 @@ package broker_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +15,7 @@ import (
 
 	"github.com/hose-project/hose/broker"
 	"github.com/hose-project/hose/client"
+	hstats "github.com/hose-project/hose/stats"
 	"github.com/hose-project/hose/worker"
 )
 
@@ -105,5 +110,69 @@ func TestCurveConfigValidation(t *testing.T) {
 	}
 	if _, err := worker.New(worker.Config{CurvePublicKey: k.pub}, echo); err == nil {
 		t.Error("worker public key without its secret accepted")
+	}
+}
+
+// TestCurveAuthDeniedPublished checks that refused handshakes reach the
+// published snapshot and the Prometheus metrics: an unlisted client, then
+// (on a broker of its own, so the count is its) an unlisted worker try a
+// CURVE broker; totals.auth_denied and hose_auth_denied_total count them.
+func TestCurveAuthDeniedPublished(t *testing.T) {
+	checkGoroutines(t)
+	server, cli, wrk, intruder := newKeys(t), newKeys(t), newKeys(t), newKeys(t)
+	tests := []struct {
+		name string
+		try  func(t *testing.T, b *broker.Broker)
+	}{
+		{"unlisted client", func(t *testing.T, b *broker.Broker) {
+			c := newClient(t, client.Config{ConnectTimeout: 500 * time.Millisecond,
+				CurveServerKey: server.pub, CurvePublicKey: intruder.pub, CurveSecretKey: intruder.sec}, b.Frontend())
+			if _, err := c.Execute(context.Background(), []byte("x"), client.WithTimeout(3*time.Second)); !errors.Is(err, client.ErrBrokerGone) {
+				t.Fatalf("want ErrBrokerGone, got %v", err)
+			}
+		}},
+		{"unlisted worker", func(t *testing.T, b *broker.Broker) {
+			startWorker(t, b, worker.Config{CurveServerKey: server.pub, CurvePublicKey: intruder.pub, CurveSecretKey: intruder.sec}, echo)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := statsConfig()
+			cfg.Metrics = "127.0.0.1:0"
+			cfg.CurveSecretKey = server.sec
+			cfg.ClientKeys = []string{cli.pub}
+			cfg.WorkerKeys = []string{wrk.pub}
+			b := startBroker(t, cfg)
+			sub := subscribeStats(t, b.StatsEndpoint())
+			if first := sub.next(5 * time.Second); first.Totals.AuthDenied != 0 {
+				t.Fatalf("auth_denied %d before anyone tried", first.Totals.AuthDenied)
+			}
+			tc.try(t, b)
+			got := sub.until(10*time.Second, "auth_denied > 0", func(s *hstats.Snapshot) bool { return s.Totals.AuthDenied > 0 })
+			snap := got[len(got)-1]
+			if len(snap.Workers) != 0 {
+				t.Fatalf("an unlisted worker is listed: %+v", snap.Workers)
+			}
+
+			url := "http://" + b.MetricsAddr() + "/metrics"
+			var seen string
+			waitFor(t, 5*time.Second, "hose_auth_denied_total in the metrics", func() bool {
+				resp, err := http.Get(url)
+				if err != nil {
+					return false
+				}
+				defer resp.Body.Close()
+				data, _ := io.ReadAll(resp.Body)
+				for _, line := range strings.Split(string(data), "\n") {
+					if v, ok := strings.CutPrefix(line, "hose_auth_denied_total "); ok {
+						seen = v
+						n, err := strconv.ParseFloat(v, 64)
+						return err == nil && n >= float64(snap.Totals.AuthDenied)
+					}
+				}
+				return false
+			})
+			t.Logf("auth_denied %d in the snapshot, %s in the metrics", snap.Totals.AuthDenied, seen)
+		})
 	}
 }

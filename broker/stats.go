@@ -24,7 +24,7 @@ type Counters struct {
 	UnknownWorker uint64 // messages from unregistered workers (answered DISCONNECT)
 	Unroutable    uint64 // replies that could not be delivered to their client
 	WorkersLost   uint64 // workers dropped for silence, slowness or unreachability
-	AuthDenied    uint64 // CURVE handshakes refused (unlisted key, plain peer)
+	AuthDenied    uint64 // CURVE handshakes refused by the allow-lists (see stats.Counters)
 }
 
 // ErrorCount is the number of answers with status st.
@@ -139,6 +139,7 @@ func (b *Broker) statsSnapshot(now int64) *stats.Snapshot {
 			Errors: c.ErrorTotal(), Expired: c.Errors[protocol.StatusDeadline],
 			Requeued: c.Requeued, Late: c.Late, Cancelled: c.Cancelled,
 			Malformed: c.Malformed, Unroutable: c.Unroutable, WorkersLost: c.WorkersLost,
+			AuthDenied: c.AuthDenied,
 		},
 		Errors:       []stats.Error{},
 		Queues:       make([]stats.Queue, 0, min(len(b.services), maxQueueRows)),

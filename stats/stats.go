@@ -88,6 +88,13 @@ type Counters struct {
 	// WorkersLost counts workers dropped for silence, slowness or
 	// unreachability.
 	WorkersLost uint64 `json:"workers_lost"`
+	// AuthDenied counts CURVE handshakes the broker refused because the
+	// peer's public key is not on the allow-list of that socket (clients on
+	// the frontend, workers on the backend). A peer without CURVE or with
+	// the wrong server key fails earlier, inside libzmq, and is not
+	// counted. Always 0 without CURVE. Added within schema 1: a broker that
+	// predates it sends none, which reads as 0.
+	AuthDenied uint64 `json:"auth_denied"`
 }
 
 // Answered is the number of requests answered, ok or not.

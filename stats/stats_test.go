@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/zlib"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"testing"
@@ -62,6 +63,34 @@ func TestDecode(t *testing.T) {
 	}
 	if _, err := stats.Decode([]byte(`{`)); err == nil {
 		t.Fatal("truncated JSON decoded")
+	}
+}
+
+// TestAuthDeniedCompatible checks the rule of docs/STATS.md for fields
+// added within a schema: the new total is written, a snapshot from a
+// broker that predates it still decodes (as 0), and a snapshot with it
+// decodes for a reader that only knows the older fields.
+func TestAuthDeniedCompatible(t *testing.T) {
+	data, err := stats.Encode(&stats.Snapshot{Totals: stats.Counters{AuthDenied: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`"auth_denied":7`)) {
+		t.Fatalf("encoded snapshot lacks auth_denied: %s", data)
+	}
+	old, err := stats.Decode([]byte(`{"schema":1,"seq":2,"totals":{"received":4,"workers_lost":1}}`))
+	if err != nil || old.Totals.AuthDenied != 0 || old.Totals.Received != 4 {
+		t.Fatalf("snapshot without auth_denied: %+v, %v", old, err)
+	}
+	var older struct {
+		Schema int `json:"schema"`
+		Totals struct {
+			WorkersLost uint64 `json:"workers_lost"`
+		} `json:"totals"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&older); err != nil || older.Schema != stats.Schema {
+		t.Fatalf("an older reader: %+v, %v", older, err)
 	}
 }
 
