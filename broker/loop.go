@@ -128,8 +128,11 @@ func (b *Broker) stop() {
 		}
 	}
 	for _, svc := range b.services {
-		for svc.queue.len() > 0 {
-			j, _ := svc.queue.pop()
+		for {
+			j, ok := svc.pop()
+			if !ok {
+				break
+			}
 			if j.state == jobQueued {
 				b.answer(j, protocol.StatusShuttingDown, nil, now)
 			}
@@ -347,11 +350,7 @@ func (b *Broker) enqueue(j *job, now int64, front bool) {
 	b.heap.fix(j)
 	svc.live++
 	svc.hwm = max(svc.hwm, svc.live)
-	if front {
-		svc.queue.pushFront(j)
-	} else {
-		svc.queue.push(j)
-	}
+	svc.push(j, front)
 }
 
 // pickWorker returns the least recently used worker of svc with free
@@ -429,7 +428,7 @@ func (b *Broker) pump(svc *service, now int64) {
 // cancelled ones on the way.
 func (b *Broker) popQueued(svc *service) *job {
 	for {
-		j, ok := svc.queue.pop()
+		j, ok := svc.pop()
 		if !ok {
 			return nil
 		}
@@ -726,7 +725,7 @@ func (b *Broker) dropWorker(w *worker, now int64, why string) {
 			// Whatever waits for this service now waits for a worker to
 			// come back, but no longer than NoWorkerWait.
 			limit := now + int64(b.cfg.NoWorkerWait)
-			svc.queue.each(func(j *job) {
+			svc.eachQueued(func(j *job) {
 				if j.state == jobQueued && j.expiry > limit {
 					j.expiry = limit
 					b.heap.fix(j)

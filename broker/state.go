@@ -35,11 +35,17 @@ type job struct {
 }
 
 // service is a named pool: its queue and the workers that serve it.
+//
+// The queue is fair between clients: each client has its own queue of the
+// service's jobs, and the clients with jobs waiting take turns, one job
+// each. A client that floods the service (or that died with thousands of
+// jobs queued) then delays the others by at most one job per turn instead
+// of its whole backlog.
 type service struct {
-	name    string
-	nameB   []byte
-	queue   fifo[*job]
-	live    int // queued jobs still waiting (queue may hold done ones)
+	name     string
+	nameB    []byte
+	rotation fifo[*clientQueue] // clients with jobs queued, in turn order
+	live     int                // queued jobs still waiting (queues may hold done ones)
 	ready   fifo[readyRef]
 	workers int // registered, not draining
 	hwm     int // deepest the queue was this stats interval
@@ -85,6 +91,71 @@ type client struct {
 	lastSeen  int64
 	pending   int
 	cancelled map[uint64]struct{}
+	queues    []*clientQueue // one per service the client has used
+}
+
+// clientQueue is one client's jobs waiting for one service.
+type clientQueue struct {
+	svc    *service
+	jobs   fifo[*job]
+	listed bool // in svc.rotation
+}
+
+// queueFor returns cl's queue for svc.
+func (cl *client) queueFor(svc *service) *clientQueue {
+	for _, q := range cl.queues {
+		if q.svc == svc {
+			return q
+		}
+	}
+	q := &clientQueue{svc: svc}
+	cl.queues = append(cl.queues, q)
+	return q
+}
+
+// push queues j on its client's queue and gives the client a turn if it
+// had none; front is for a job that must go next (a re-run).
+func (svc *service) push(j *job, front bool) {
+	q := j.cl.queueFor(svc)
+	if front {
+		q.jobs.pushFront(j)
+	} else {
+		q.jobs.push(j)
+	}
+	if q.listed {
+		return
+	}
+	q.listed = true
+	if front {
+		svc.rotation.pushFront(q)
+	} else {
+		svc.rotation.push(q)
+	}
+}
+
+// pop returns the next queued job slot in turn (it may be done: the caller
+// checks), or false when no client has one.
+func (svc *service) pop() (*job, bool) {
+	for {
+		q, ok := svc.rotation.pop()
+		if !ok {
+			return nil, false
+		}
+		j, ok := q.jobs.pop()
+		if q.jobs.len() > 0 {
+			svc.rotation.push(q)
+		} else {
+			q.listed = false
+		}
+		if ok {
+			return j, true
+		}
+	}
+}
+
+// eachQueued calls fn for every job slot in svc's queues.
+func (svc *service) eachQueued(fn func(*job)) {
+	svc.rotation.each(func(q *clientQueue) { q.jobs.each(fn) })
 }
 
 // fifo is a queue on a slice: push at the back, pop or push at the front.
