@@ -46,9 +46,9 @@ type service struct {
 	nameB    []byte
 	rotation fifo[*clientQueue] // clients with jobs queued, in turn order
 	live     int                // queued jobs still waiting (queues may hold done ones)
-	ready   fifo[readyRef]
-	workers int // registered, not draining
-	hwm     int // deepest the queue was this stats interval
+	ready    fifo[readyRef]
+	workers  int // registered, not draining
+	hwm      int // deepest the queue was this stats interval
 }
 
 // readyRef is a worker in a service's ready list; idx is the service's
