@@ -154,13 +154,19 @@ func TestClientThatNeverReads(t *testing.T) {
 }
 
 func TestClientsKilledMidRequest(t *testing.T) {
+	// The three clients stay within capacity (1 200 jobs/s with the
+	// tracked load's 400/s), so the fault is the kill alone: their jobs in
+	// flight finish with nobody to answer. (Clients that overload the
+	// broker and then die leave a backlog that runs to the end: with the
+	// fair queue the others keep their turn, but slow down until it has
+	// drained.)
 	run(t, scenario{
 		name: "3 client processes killed mid-request",
 		fault: func(e *env) (time.Time, string) {
 			var ps []*testproc.Proc
 			for i := range 3 {
 				ps = append(ps, testproc.Start(e.t, "hosebench"+strconv.Itoa(i), testproc.Options{Merge: true},
-					bins.hosebench, "-broker", e.frontends[0], "-rate", "1000", "-duration", "30s", "-warmup", "0", "-quiet"))
+					bins.hosebench, "-broker", e.frontends[0], "-rate", "200", "-duration", "30s", "-warmup", "0", "-quiet"))
 			}
 			time.Sleep(time.Second) // let them get requests in flight
 			at := time.Now()
@@ -171,7 +177,7 @@ func TestClientsKilledMidRequest(t *testing.T) {
 				}
 				p.Signal(e.t, syscall.SIGKILL)
 			}
-			return at, "each at 1 000/s, killed after 1 s"
+			return at, "each at 200/s, killed after 1 s"
 		},
 		allowed: []loadgen.Kind{},
 	})
