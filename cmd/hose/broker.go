@@ -103,16 +103,12 @@ type brokerCmd struct {
 	log          logFlags
 	broker       brokerFlags
 	drainTimeout time.Duration
-	curveSecret  string
-	clientKeys   string
-	workerKeys   string
+	curve        brokerCurveFlags
 }
 
 func (c *brokerCmd) register(fs *flag.FlagSet) {
 	c.broker.register(fs, true)
-	fs.StringVar(&c.curveSecret, "curve-secret", "", "the broker's CURVE secret key `FILE` (hose keygen): encrypt and authenticate both sockets")
-	fs.StringVar(&c.clientKeys, "client-keys", "", "clients allowed with -curve-secret: a `PATH` to a directory of .pub files or a file of keys (default: any)")
-	fs.StringVar(&c.workerKeys, "worker-keys", "", "workers allowed with -curve-secret: a `PATH` like -client-keys (default: any)")
+	c.curve.register(fs, false)
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long queued and running jobs get to finish")
 	c.log.register(fs)
 }
@@ -126,17 +122,8 @@ func (c *brokerCmd) run(ctx context.Context, e *env, args []string) int {
 		return usageError(e, "broker", "%v", err)
 	}
 	cfg := c.broker.config(log)
-	if c.curveSecret != "" {
-		if cfg.CurveSecretKey, err = readKey(c.curveSecret); err == nil {
-			if cfg.ClientKeys, err = readKeyList(c.clientKeys); err == nil {
-				cfg.WorkerKeys, err = readKeyList(c.workerKeys)
-			}
-		}
-		if err != nil {
-			return usageError(e, "broker", "%v", err)
-		}
-	} else if c.clientKeys != "" || c.workerKeys != "" {
-		return usageError(e, "broker", "-client-keys and -worker-keys need -curve-secret")
+	if err := c.curve.apply(&cfg); err != nil {
+		return usageError(e, "broker", "%v", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return usageError(e, "broker", "%v", err)

@@ -24,6 +24,13 @@ SIGINT or SIGTERM sends SIGTERM to every worker, waits for them to finish
 their jobs (-drain-timeout), then drains and stops the broker. A second
 signal stops at once. Workers get SIGTERM if this process dies.
 
+With -curve-secret the broker's sockets use CURVE (see hose broker). The
+cluster then makes a key pair for its own workers at start: the public key
+joins the backend's allow-list (with -worker-keys, if any) and the workers
+read the secret key from a mode 0600 file in a private temporary directory,
+removed when the cluster stops. Clients need -curve-server-key, and a key
+listed in -client-keys if it is given.
+
 Exit codes:
   0  stopped after a signal
   1  could not start (a broker already runs there, ...), or the broker died
@@ -39,6 +46,7 @@ type clusterCmd struct {
 	restartMax   time.Duration
 	drainTimeout time.Duration
 	control      endpointFlag
+	curve        brokerCurveFlags
 }
 
 func (c *clusterCmd) register(fs *flag.FlagSet) {
@@ -46,6 +54,7 @@ func (c *clusterCmd) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.workers, "workers", 2, "number of worker processes")
 	c.worker.register(fs)
 	c.broker.register(fs, false)
+	c.curve.register(fs, true)
 	fs.DurationVar(&c.restartMin, "restart-min", d.RestartMin, "delay before restarting a worker that failed the first time")
 	fs.DurationVar(&c.restartMax, "restart-max", d.RestartMax, "longest delay before restarting a worker that keeps failing")
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long workers, then the broker, get to finish their jobs")
@@ -69,6 +78,9 @@ func (c *clusterCmd) run(ctx context.Context, e *env, args []string) int {
 		return usageError(e, "cluster", "%v", err)
 	}
 	bcfg := c.broker.config(log.With("component", "broker"))
+	if err := c.curve.apply(&bcfg); err != nil {
+		return usageError(e, "cluster", "%v", err)
+	}
 	if err := bcfg.Validate(); err != nil {
 		return usageError(e, "cluster", "%v", err)
 	}
@@ -77,12 +89,19 @@ func (c *clusterCmd) run(ctx context.Context, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "hose cluster: cannot find this program to start workers: %v\n", err)
 		return exitError
 	}
+	keyArgs, removeKey, err := ownWorkerKey(&bcfg)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "hose cluster: %v\n", err)
+		return exitError
+	}
+	defer removeKey()
 	b, err := broker.New(bcfg)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "hose cluster: %v\n", err)
 		return exitError
 	}
 	wargs := []string{"worker", "-backend", b.Backend(), "-drain-timeout", c.drainTimeout.String()}
+	wargs = append(wargs, keyArgs...)
 	wargs = append(wargs, c.log.args()...)
 	wargs = append(wargs, c.worker.args()...)
 	sup, err := cluster.NewSupervisor(cluster.SupervisorConfig{

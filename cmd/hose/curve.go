@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/hose-project/hose/broker"
 )
 
 const keygenUsage = `Usage: hose keygen NAME
@@ -118,6 +120,85 @@ func readKeyList(path string) ([]string, error) {
 		return nil, fmt.Errorf("%s: no public keys (an empty allow-list would let everyone in)", path)
 	}
 	return keys, nil
+}
+
+// brokerCurveFlags are a broker's CURVE flags (hose broker, hose cluster).
+type brokerCurveFlags struct {
+	secret     string
+	clientKeys string
+	workerKeys string
+}
+
+// register adds the flags; cluster says that the broker's own workers
+// always get in (see ownWorkerKey).
+func (f *brokerCurveFlags) register(fs *flag.FlagSet, cluster bool) {
+	workers := "workers allowed with -curve-secret: a `PATH` like -client-keys (default: any)"
+	if cluster {
+		workers = "other workers allowed with -curve-secret besides the cluster's own: a `PATH` like -client-keys (default: none)"
+	}
+	fs.StringVar(&f.secret, "curve-secret", "", "the broker's CURVE secret key `FILE` (hose keygen): encrypt and authenticate both sockets")
+	fs.StringVar(&f.clientKeys, "client-keys", "", "clients allowed with -curve-secret: a `PATH` to a directory of .pub files or a file of keys (default: any)")
+	fs.StringVar(&f.workerKeys, "worker-keys", "", workers)
+}
+
+// apply reads the keys the flags name into cfg.
+func (f *brokerCurveFlags) apply(cfg *broker.Config) error {
+	if f.secret == "" {
+		if f.clientKeys != "" || f.workerKeys != "" {
+			return fmt.Errorf("-client-keys and -worker-keys need -curve-secret")
+		}
+		return nil
+	}
+	var err error
+	if cfg.CurveSecretKey, err = readKey(f.secret); err != nil {
+		return err
+	}
+	if cfg.ClientKeys, err = readKeyList(f.clientKeys); err != nil {
+		return err
+	}
+	cfg.WorkerKeys, err = readKeyList(f.workerKeys)
+	return err
+}
+
+// ownWorkerKey gives a CURVE broker's own worker processes (hose cluster's)
+// a key pair made for this run: its public key joins cfg.WorkerKeys, and
+// its secret key goes into a file of mode 0600 in a private temporary
+// directory, so it never appears on a command line, which any user can
+// read in /proc. It returns the flags that make a `hose worker` use it, and
+// a function that removes the directory. Without CURVE it does nothing.
+func ownWorkerKey(cfg *broker.Config) (args []string, cleanup func(), err error) {
+	if cfg.CurveSecretKey == "" {
+		return nil, func() {}, nil
+	}
+	serverPub, err := zmq.AuthCurvePublic(cfg.CurveSecretKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("CURVE server public key: %w", err)
+	}
+	pub, sec, err := zmq.NewCurveKeypair()
+	if err != nil {
+		return nil, nil, fmt.Errorf("CURVE worker key pair: %w", err)
+	}
+	// MkdirTemp makes the directory 0700. The "_" keeps the path from
+	// ever reading as a Z85 key literal (readKey).
+	dir, err := os.MkdirTemp("", "hose_cluster-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("CURVE worker key: %w", err)
+	}
+	cleanup = func() { _ = os.RemoveAll(dir) }
+	path := filepath.Join(dir, "worker_secret.key")
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		_, err = fmt.Fprintln(fh, sec)
+		if cerr := fh.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("CURVE worker key: %w", err)
+	}
+	cfg.WorkerKeys = append(append([]string(nil), cfg.WorkerKeys...), pub)
+	return []string{"-curve-server-key", serverPub, "-curve-key", path}, cleanup, nil
 }
 
 // peerCurveFlags are a CURVE client's flags (worker, exec, ping).
