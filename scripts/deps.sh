@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what hose's build and tests need on Debian: libzmq (cgo), and the
-# toolchains of the Python and C++ workers. Safe to run again: it installs
-# only what is missing.
+# Installs what hose's build and tests need on Debian: libzmq (cgo), the
+# toolchains of the Python and C++ workers, and ip(8) for the multi-host
+# test in network namespaces (deploy/). Safe to run again: it installs only
+# what is missing.
 set -euo pipefail
 
 need=()
@@ -11,6 +12,7 @@ dpkg -s python3-zmq >/dev/null 2>&1 || need+=(python3-zmq)
 dpkg -s cppzmq-dev >/dev/null 2>&1 || need+=(cppzmq-dev)
 dpkg -s cmake >/dev/null 2>&1 || need+=(cmake)
 dpkg -s g++ >/dev/null 2>&1 || need+=(g++)
+dpkg -s iproute2 >/dev/null 2>&1 || need+=(iproute2)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2
