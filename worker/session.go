@@ -3,12 +3,9 @@ package worker
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"os"
+	"log/slog"
 	"runtime"
-	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
@@ -28,33 +25,20 @@ var (
 
 const batchMax = 256 << 10
 
-// task is a job on its way through the handler pool and back.
-type task struct {
-	job    Job
-	gen    uint64 // connection generation the job came from
-	status protocol.Status
-	result []byte
-}
-
-var taskPool = sync.Pool{New: func() any { return new(task) }}
-
-// session is one Run: the socket owner and its handler pool.
+// session serves one broker: it owns that broker's socket, registers,
+// heartbeats, hands the broker's jobs to the shared pool and sends their
+// results back.
 type session struct {
+	r      *run
 	cfg    Config
-	h      Handler
-	zctx   *zmq.Context
+	ep     string
+	log    *slog.Logger
 	waiter *wake.Waiter
-	tasks  chan *task
-	pool   sync.WaitGroup
-	base   context.Context
+	base   context.Context // parent of this broker's jobs' contexts
 	kill   context.CancelFunc
-	start  time.Time
-	ready  []byte // READY body
 
 	mu      sync.Mutex
 	results []*task
-
-	stopReq atomic.Bool
 
 	// owner only
 	sock       *zmq.Socket
@@ -69,76 +53,44 @@ type session struct {
 	lastSent   int64
 	retryAt    int64 // when to reconnect (0: connected)
 	backoff    time.Duration
-	running    int
-	overflow   []*task
+	running    int // jobs of this broker held: queued, running, or done and unsent
 	jobsDone   int
-	retireAt   int64
 	stopping   bool
 	drained    bool // the broker acknowledged DRAIN (this registration)
 	asked      bool // a READY is out, unanswered
+	lost       bool // counted lost in r (ExitOnBrokerLoss)
 	stopErr    error
 	stopBy     int64
 	out        []byte
+	batch      []*task
 }
 
-func newSession(cfg Config, h Handler) (*session, error) {
-	zctx, err := zmq.NewContext()
-	if err != nil {
-		return nil, fmt.Errorf("worker: zmq context: %w", err)
-	}
-	host, _ := os.Hostname()
-	rd := protocol.Ready{Capacity: uint16(cfg.Concurrency + cfg.Prefetch), PID: uint32(os.Getpid()), Host: host,
-		Version: protocol.Version, Services: cfg.Services}
+func newSession(r *run, ep string) *session {
 	s := &session{
-		cfg: cfg, h: h, zctx: zctx, waiter: wake.New(),
-		tasks:      make(chan *task, cfg.Concurrency+cfg.Prefetch),
-		start:      time.Now(),
-		ready:      protocol.AppendReady(nil, &rd),
-		hb:         int64(cfg.HeartbeatInterval),
-		liveness:   int64(cfg.Liveness),
+		r: r, cfg: r.cfg, ep: ep, log: r.cfg.Logger.With("backend", ep), waiter: wake.New(),
+		hb:         int64(r.cfg.HeartbeatInterval),
+		liveness:   int64(r.cfg.Liveness),
 		maxPayload: 8 << 20,
-		backoff:    cfg.ReconnectMin,
+		backoff:    r.cfg.ReconnectMin,
 	}
 	s.base, s.kill = context.WithCancel(context.Background())
-	if cfg.MaxAge > 0 {
-		age := cfg.MaxAge
-		if cfg.MaxAgeDelta > 0 {
-			age += rand.N(cfg.MaxAgeDelta)
-		}
-		s.retireAt = int64(age)
-	}
-	return s, nil
+	return s
 }
 
-func (s *session) now() int64 { return int64(time.Since(s.start)) }
-
-func (s *session) run(ctx context.Context) error {
-	for i := 0; i < s.cfg.Concurrency; i++ {
-		s.pool.Add(1)
-		go s.serve()
-	}
-	stopWatch := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			s.stopReq.Store(true)
-			s.waiter.Signal()
-		case <-stopWatch:
-		}
-	}()
+// run serves the broker until the worker stops or gives up on it.
+func (s *session) run() error {
 	err := s.loop()
-	close(stopWatch)
 	if s.running > 0 {
-		// Drain timed out or the broker is gone: abandon what still runs.
-		s.kill()
-	}
-	close(s.tasks)
-	if s.running == 0 {
-		s.pool.Wait()
+		// Drain timed out or the broker is gone: forget the jobs not
+		// started yet and cancel those that run.
+		s.running -= s.r.pool.drop(s)
+		s.mu.Lock()
+		s.running -= len(s.results)
+		s.results = nil
+		s.mu.Unlock()
 	}
 	s.kill()
 	s.closeSocket()
-	s.zctx.Term()
 	return err
 }
 
@@ -154,22 +106,22 @@ func (s *session) closeSocket() {
 
 func (s *session) connect(now int64) error {
 	s.closeSocket()
-	sock, err := s.zctx.NewSocket(zmq.DEALER)
+	sock, err := s.r.zctx.NewSocket(zmq.DEALER)
 	if err != nil {
 		return err
 	}
 	_ = sock.SetLinger(100 * time.Millisecond)
-	_ = sock.SetSndhwm(100000)
-	_ = sock.SetRcvhwm(100000)
+	_ = sock.SetSndhwm(s.cfg.HWM)
+	_ = sock.SetRcvhwm(s.cfg.HWM)
 	_ = sock.SetReconnectIvl(100 * time.Millisecond)
 	_ = sock.SetReconnectIvlMax(time.Second)
 	if err := s.setCurve(sock); err != nil {
 		sock.Close()
 		return err
 	}
-	if err := sock.Connect(s.cfg.Backend); err != nil {
+	if err := sock.Connect(s.ep); err != nil {
 		sock.Close()
-		return fmt.Errorf("worker: connect %s: %w", s.cfg.Backend, err)
+		return fmt.Errorf("worker: connect %s: %w", s.ep, err)
 	}
 	watch, err := s.waiter.Watch(sock)
 	if err != nil {
@@ -199,7 +151,7 @@ func (s *session) setCurve(sock *zmq.Socket) error {
 
 func (s *session) register(now int64) {
 	s.asked = true
-	s.send(hdrReady, s.ready, now)
+	s.send(hdrReady, s.r.ready, now)
 }
 
 func (s *session) send(hdr, body []byte, now int64) {
@@ -212,14 +164,14 @@ func (s *session) send(hdr, body []byte, now int64) {
 }
 
 func (s *session) loop() error {
-	if err := s.connect(s.now()); err != nil {
+	if err := s.connect(s.r.now()); err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("worker started", "backend", s.cfg.Backend, "services", s.cfg.Services, "concurrency", s.cfg.Concurrency, "prefetch", s.cfg.Prefetch)
-	nextTick := s.now()
+	s.log.Debug("serving broker")
+	nextTick := s.r.now()
 	for {
 		if !s.readable {
-			now := s.now()
+			now := s.r.now()
 			timeout := nextTick - now
 			if s.retryAt > 0 {
 				timeout = min(timeout, s.retryAt-now)
@@ -228,14 +180,17 @@ func (s *session) loop() error {
 			s.mu.Lock()
 			busy := len(s.results) > 0
 			s.mu.Unlock()
-			if busy || (s.stopReq.Load() && !s.stopping) {
+			if busy || ((s.r.stopped.Load() || s.r.allLost.Load()) && !s.stopping) {
 				s.waiter.Awake()
 			} else {
 				s.waiter.Wait(time.Duration(timeout))
 			}
 			s.checkReadable()
 		}
-		now := s.now()
+		now := s.r.now()
+		if s.r.allLost.Load() && !s.stopping {
+			return ErrBrokerLost
+		}
 		if s.readable {
 			if done, err := s.drain(now); done {
 				return err
@@ -246,11 +201,14 @@ func (s *session) loop() error {
 		// iteration's batch rather than one wake-up each.
 		runtime.Gosched()
 		s.sendResults(now)
-		if s.stopReq.Load() && !s.stopping {
-			s.beginStop(nil, now, "stop requested")
-		}
-		if s.retireAt > 0 && now >= s.retireAt && !s.stopping {
-			s.beginStop(ErrRetired, now, "max age reached")
+		if !s.stopping {
+			if s.r.retireAt > 0 && now >= s.r.retireAt {
+				s.r.requestStop(ErrRetired, "max age reached")
+			}
+			if s.r.stopped.Load() {
+				why, reason := s.r.stopReason()
+				s.beginStop(reason, now, why)
+			}
 		}
 		// Leave once every job is done and the broker has acknowledged the
 		// DRAIN (jobs it sent before that arrive before the ack).
@@ -258,12 +216,12 @@ func (s *session) loop() error {
 		// us and be sending jobs, so wait for its WELCOME, DRAIN and ack.
 		if s.stopping && ((s.running == 0 && (s.drained || (!s.registered && !s.asked))) || now >= s.stopBy) {
 			if s.running > 0 {
-				s.cfg.Logger.Warn("drain timed out, abandoning jobs", "running", s.running)
+				s.log.Warn("drain timed out, abandoning jobs", "running", s.running)
 			}
 			if s.registered {
 				s.send(hdrDisconnect, nil, now)
 			}
-			s.cfg.Logger.Info("worker stopped", "jobs", s.jobsDone)
+			s.log.Info("left broker", "jobs", s.jobsDone)
 			return s.stopErr
 		}
 		if now >= nextTick {
@@ -286,7 +244,7 @@ func (s *session) beginStop(reason error, now int64, why string) {
 	s.stopping = true
 	s.stopErr = reason
 	s.stopBy = now + int64(s.cfg.DrainTimeout)
-	s.cfg.Logger.Info("worker draining", "reason", why, "running", s.running)
+	s.log.Info("worker draining", "reason", why, "running", s.running)
 	if s.registered {
 		s.send(hdrDrain, nil, now)
 	}
@@ -302,9 +260,9 @@ func (s *session) drain(now int64) (done bool, err error) {
 		cmd, err := protocol.ParseHeader(m.Header, protocol.Worker)
 		if err != nil {
 			if protocol.IsClientHeader(m.Header) {
-				s.cfg.Logger.Error("the backend endpoint answers in the client dialect: it is a broker frontend; point the worker at the broker's backend", "backend", s.cfg.Backend)
+				s.log.Error("the backend endpoint answers in the client dialect: it is a broker frontend; point the worker at the broker's backend")
 			} else {
-				s.cfg.Logger.Warn("dropping malformed message from broker", "err", err)
+				s.log.Warn("dropping malformed message from broker", "err", err)
 			}
 			continue
 		}
@@ -313,7 +271,7 @@ func (s *session) drain(now int64) (done bool, err error) {
 		case protocol.CmdWelcome:
 			wl, err := protocol.DecodeWelcome(m.Body)
 			if err != nil {
-				s.cfg.Logger.Warn("malformed WELCOME", "err", err)
+				s.log.Warn("malformed WELCOME", "err", err)
 				continue
 			}
 			s.registered = true
@@ -328,7 +286,11 @@ func (s *session) drain(now int64) (done bool, err error) {
 			if wl.MaxPayload > 0 {
 				s.maxPayload = int(wl.MaxPayload)
 			}
-			s.cfg.Logger.Debug("registered", "worker_id", wl.WorkerID, "heartbeat_ms", wl.HeartbeatMS)
+			s.log.Debug("registered", "worker_id", wl.WorkerID, "heartbeat_ms", wl.HeartbeatMS)
+			if s.lost {
+				s.lost = false
+				s.r.markLost(-1)
+			}
 			if s.stopping {
 				s.send(hdrDrain, nil, now)
 			}
@@ -338,11 +300,11 @@ func (s *session) drain(now int64) (done bool, err error) {
 		case protocol.CmdDrain:
 			s.drained = true
 		case protocol.CmdDisconnect:
-			s.cfg.Logger.Info("broker said disconnect", "reason", string(m.Body))
+			s.log.Info("broker said disconnect", "reason", string(m.Body))
 			if s.stopping {
 				return true, s.stopErr
 			}
-			if s.cfg.ExitOnBrokerLoss {
+			if s.brokerLost() {
 				return true, ErrBrokerLost
 			}
 			// The broker forgot us (it restarted, or dropped us as lost or
@@ -350,12 +312,12 @@ func (s *session) drain(now int64) (done bool, err error) {
 			s.registered = false
 			s.asked = false
 			s.drained = false
-			s.gen++
+			s.forget()
 			s.retryAt = now + int64(s.backoff)
 			s.backoff = min(2*s.backoff, s.cfg.ReconnectMax)
 			return false, nil
 		default:
-			s.cfg.Logger.Warn("dropping unknown command from broker", "command", cmd)
+			s.log.Warn("dropping unknown command from broker", "command", cmd)
 		}
 	}
 	return false, nil
@@ -367,10 +329,11 @@ func (s *session) jobs(body []byte, now int64) {
 	for len(body) > 0 {
 		var err error
 		if body, err = protocol.NextJob(body, &r); err != nil {
-			s.cfg.Logger.Warn("dropping malformed job batch", "err", err)
-			return
+			s.log.Warn("dropping malformed job batch", "err", err)
+			break
 		}
 		t := taskPool.Get().(*task)
+		t.s = s
 		t.gen = s.gen
 		t.job = Job{
 			ID: r.ID, Payload: r.Payload, Params: s.cfg.Params, headers: r.Headers,
@@ -383,15 +346,11 @@ func (s *session) jobs(body []byte, now int64) {
 			t.job.Service = protocol.DefaultService
 		}
 		s.running++
-		if len(s.overflow) == 0 {
-			select {
-			case s.tasks <- t:
-				continue
-			default:
-			}
-		}
-		s.overflow = append(s.overflow, t)
+		s.batch = append(s.batch, t)
 	}
+	s.r.pool.push(s.batch)
+	clear(s.batch)
+	s.batch = s.batch[:0]
 }
 
 // serviceName returns the configured name equal to b without allocating.
@@ -404,59 +363,12 @@ func (s *session) serviceName(b []byte) string {
 	return string(b)
 }
 
-// serve is one goroutine of the handler pool.
-func (s *session) serve() {
-	defer s.pool.Done()
-	for t := range s.tasks {
-		s.runTask(t)
-		s.mu.Lock()
-		s.results = append(s.results, t)
-		s.mu.Unlock()
-		s.waiter.Signal()
-	}
-}
-
-func (s *session) runTask(t *task) {
-	ctx := &jobCtx{Context: s.base, deadline: t.job.Deadline}
-	defer ctx.end()
-	if s.cfg.TimeLimit <= 0 {
-		t.result, t.status = s.call(ctx, &t.job)
-		return
-	}
-	type outcome struct {
-		res []byte
-		st  protocol.Status
-	}
-	ch := make(chan outcome, 1)
-	job := t.job // the abandoned handler keeps its own copy
-	go func() {
-		res, st := s.call(ctx, &job)
-		ch <- outcome{res, st}
-	}()
-	timer := time.NewTimer(s.cfg.TimeLimit)
-	defer timer.Stop()
-	select {
-	case o := <-ch:
-		t.result, t.status = o.res, o.st
-	case <-timer.C:
-		s.cfg.Logger.Warn("job exceeded the time limit; abandoning it", "job", t.job.ID, "limit", s.cfg.TimeLimit)
-		t.result, t.status = []byte(fmt.Sprintf("time limit exceeded (%v)", s.cfg.TimeLimit)), protocol.StatusWorkerError
-	}
-}
-
-// call runs the handler, turning an error or a panic into a worker error.
-func (s *session) call(ctx context.Context, j *Job) (res []byte, st protocol.Status) {
-	defer func() {
-		if r := recover(); r != nil {
-			s.cfg.Logger.Error("handler panicked", "job", j.ID, "panic", r)
-			res, st = []byte(fmt.Sprintf("panic: %v\n%s", r, debug.Stack())), protocol.StatusWorkerError
-		}
-	}()
-	out, err := s.h.Handle(ctx, j)
-	if err != nil {
-		return []byte(err.Error()), protocol.StatusWorkerError
-	}
-	return out, protocol.StatusOK
+// finished hands a task back from the handler that ran it. Any goroutine.
+func (s *session) finished(t *task) {
+	s.mu.Lock()
+	s.results = append(s.results, t)
+	s.mu.Unlock()
+	s.waiter.Signal()
 }
 
 // sendResults sends finished jobs of the current connection as one batch.
@@ -481,30 +393,17 @@ func (s *session) sendResults(now int64) {
 				s.out = s.out[:0]
 			}
 		}
-		s.jobsDone++
 		*t = task{}
 		taskPool.Put(t)
 	}
+	s.jobsDone += len(results)
+	s.r.addJobs(len(results))
 	if len(s.out) > 0 {
 		s.send(hdrResult, s.out, now)
 		if cap(s.out) > 4*batchMax {
 			s.out = nil
 		}
 		s.out = s.out[:0]
-	}
-	// Feed the pool from the overflow now that handlers are free.
-	for len(s.overflow) > 0 {
-		select {
-		case s.tasks <- s.overflow[0]:
-			s.overflow[0] = nil
-			s.overflow = s.overflow[1:]
-			continue
-		default:
-		}
-		break
-	}
-	if s.cfg.MaxJobs > 0 && s.jobsDone >= s.cfg.MaxJobs && !s.stopping {
-		s.beginStop(ErrRetired, now, "max jobs reached")
 	}
 }
 
@@ -527,15 +426,16 @@ func (s *session) tick(now int64) (done bool, err error) {
 		return false, nil
 	}
 	if now-s.lastHeard > s.hb*s.liveness {
-		s.cfg.Logger.Warn("broker silent", "for", time.Duration(now-s.lastHeard))
+		s.log.Warn("broker silent", "for", time.Duration(now-s.lastHeard))
 		if s.stopping {
 			return true, s.stopErr
 		}
-		if s.cfg.ExitOnBrokerLoss {
+		if s.brokerLost() {
 			return true, ErrBrokerLost
 		}
 		s.registered = false
-		s.gen++
+		s.asked = false // that READY went out on the connection we drop
+		s.forget()
 		s.closeSocket()
 		s.retryAt = now + int64(s.backoff)
 		s.backoff = min(2*s.backoff, s.cfg.ReconnectMax)
@@ -552,4 +452,26 @@ func (s *session) tick(now int64) (done bool, err error) {
 		}
 	}
 	return false, nil
+}
+
+// forget ends the registration's claim on the jobs it holds: their results
+// will not be sent, and those not started yet leave the shared queue, so
+// they do not hold up the jobs of the other brokers.
+func (s *session) forget() {
+	s.gen++
+	s.running -= s.r.pool.drop(s)
+}
+
+// brokerLost notes that the broker went away (silent, or said DISCONNECT)
+// and reports whether Run gives up: ExitOnBrokerLoss is set and every
+// broker is lost now.
+func (s *session) brokerLost() bool {
+	if !s.cfg.ExitOnBrokerLoss {
+		return false
+	}
+	if !s.lost {
+		s.lost = true
+		s.r.markLost(1)
+	}
+	return s.r.allLost.Load()
 }

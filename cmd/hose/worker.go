@@ -15,7 +15,7 @@ import (
 	"github.com/hose-project/hose/worker"
 )
 
-const workerUsage = `Usage: hose worker -backend ENDPOINT -handler JOB [flags]
+const workerUsage = `Usage: hose worker -backend ENDPOINT[,ENDPOINT...] -handler JOB [flags]
 
 Runs a worker that serves jobs from a broker's backend with a built-in
 handler. JOB is one of:
@@ -29,11 +29,20 @@ finishes those it holds (up to -drain-timeout) and tells the broker.
 -max-age or -max-jobs retire it the same way; a supervisor (hose cluster)
 then starts a fresh one.
 
+Several brokers: give -backend a comma-separated list, or repeat it. The
+worker registers with each broker on its own connection and runs the jobs
+of all of them on one pool of -concurrency handlers; each broker is offered
+-concurrency plus -prefetch jobs, so one left alone gets the whole pool.
+When a broker goes away the worker keeps serving the others and reconnects
+to it in the background. A stop drains every broker before the worker
+exits, and -max-jobs counts the jobs of all of them.
+
 Exit codes:
   0  stopped gracefully (signal) or retired (-max-age, -max-jobs)
   1  error
   2  usage error
-  3  the broker went away and -exit-on-broker-loss is set
+  3  -exit-on-broker-loss is set and the broker went away (with several
+     brokers: every one of them was lost at the same time)
 `
 
 // workerFlags are the flags that fill a worker.Config and choose its
@@ -63,9 +72,9 @@ func (f *workerFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.params, "param", "a `KEY=VALUE` parameter handed to every job, repeatable")
 	fs.DurationVar(&f.maxAge, "max-age", 0, "retire after this long (0: never)")
 	fs.DurationVar(&f.maxAgeDelta, "max-age-delta", 0, "add a random part up to this to -max-age, so a pool does not retire at once")
-	fs.IntVar(&f.maxJobs, "max-jobs", 0, "retire after this many jobs (0: never)")
+	fs.IntVar(&f.maxJobs, "max-jobs", 0, "retire after this many jobs, counted across brokers (0: never)")
 	fs.DurationVar(&f.timeLimit, "time-limit", 0, "abandon a job still running after this, answering a worker error (0: none)")
-	fs.BoolVar(&f.exitOnBrokerLoss, "exit-on-broker-loss", false, "exit with status 3 when the broker goes away instead of waiting for it")
+	fs.BoolVar(&f.exitOnBrokerLoss, "exit-on-broker-loss", false, "exit with status 3 when the broker goes away (with several -backend: every one at once) instead of waiting for it")
 }
 
 // spec resolves -handler with -rounds and -sleep.
@@ -147,16 +156,42 @@ func (f *workerFlags) args() []string {
 	return a
 }
 
+// backendList is -backend: endpoints separated by commas, the flag
+// repeatable. The first value given replaces the default.
+type backendList struct {
+	eps []string
+	set bool
+}
+
+func (l *backendList) String() string { return strings.Join(l.eps, ",") }
+
+func (l *backendList) Set(v string) error {
+	if !l.set {
+		l.eps, l.set = nil, true
+	}
+	for _, ep := range strings.Split(v, ",") {
+		ep = strings.TrimSpace(ep)
+		if ep == "" {
+			return fmt.Errorf("%q: empty endpoint in the list", v)
+		}
+		l.eps = append(l.eps, ep)
+	}
+	return nil
+}
+
 type workerCmd struct {
 	log          logFlags
 	worker       workerFlags
 	curve        peerCurveFlags
-	backend      string
+	backends     backendList
+	hwm          int
 	drainTimeout time.Duration
 }
 
 func (c *workerCmd) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.backend, "backend", worker.DefaultBackend, "the broker's backend `ENDPOINT`")
+	c.backends = backendList{eps: []string{worker.DefaultBackend}}
+	fs.Var(&c.backends, "backend", "the broker's backend `ENDPOINT`; several brokers: a comma-separated list, or repeat the flag")
+	fs.IntVar(&c.hwm, "hwm", worker.DefaultHWM, "ZeroMQ send and receive high-water mark of each broker connection, in `MESSAGES` (at least concurrency + prefetch + 16)")
 	c.worker.register(fs)
 	c.curve.register(fs)
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM or retirement, how long held jobs get to finish")
@@ -176,7 +211,9 @@ func (c *workerCmd) run(ctx context.Context, e *env, args []string) int {
 		return usageError(e, "worker", "%v", err)
 	}
 	log = log.With("pid", os.Getpid())
-	cfg := c.worker.config(c.backend, c.drainTimeout, log)
+	cfg := c.worker.config(c.backends.eps[0], c.drainTimeout, log)
+	cfg.Backends = c.backends.eps
+	cfg.HWM = c.hwm
 	if cfg.CurveServerKey, cfg.CurvePublicKey, cfg.CurveSecretKey, err = c.curve.keys(); err != nil {
 		return usageError(e, "worker", "%v", err)
 	}
@@ -184,7 +221,7 @@ func (c *workerCmd) run(ctx context.Context, e *env, args []string) int {
 	if err != nil {
 		return usageError(e, "worker", "%v", err)
 	}
-	log.Info("worker starting", "handler", spec.String(), "backend", c.backend)
+	log.Info("worker starting", "handler", spec.String(), "backend", c.backends.String())
 	err = w.Run(ctx)
 	switch {
 	case err == nil:
