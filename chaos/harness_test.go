@@ -35,7 +35,7 @@ const (
 	defaultFaultAt  = 2 * time.Second // into the load
 	callTimeout     = 5 * time.Second // every tracked call's deadline
 	// slowCall: an answer slower than this counts as not yet recovered.
-	slowCall = 500 * time.Millisecond
+	slowCall = time.Second
 	// tail: every call started in the last tail of the run must succeed.
 	tail = time.Second
 )

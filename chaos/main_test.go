@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,7 +100,7 @@ func trackedID(p []byte) (uint64, bool) {
 // before running it, waits -sleep, and echoes the payload.
 func workerMain(args []string) int {
 	fs := flag.NewFlagSet("chaos-worker", flag.ContinueOnError)
-	backend := fs.String("backend", "", "broker backend")
+	backends := fs.String("backend", "", "broker backends, comma-separated")
 	journalDir := fs.String("journal", "", "directory of job journals")
 	sleep := fs.Duration("sleep", 2*time.Millisecond, "time each job takes")
 	concurrency := fs.Int("concurrency", 4, "jobs at once")
@@ -135,7 +136,7 @@ func workerMain(args []string) int {
 		return j.Payload, nil
 	})
 	w, err := worker.New(worker.Config{
-		Backend: *backend, Concurrency: *concurrency, MaxAge: *maxAge, MaxAgeDelta: *maxAgeDelta,
+		Backends: strings.Split(*backends, ","), Concurrency: *concurrency, MaxAge: *maxAge, MaxAgeDelta: *maxAgeDelta,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("pid", os.Getpid()),
 	}, h)
 	if err != nil {
