@@ -74,6 +74,13 @@ type Config struct {
 	// Broker, when set, are the frontends of a live cluster to drive.
 	// Empty: an embedded cluster (an in-process broker and Workers workers).
 	Broker []string
+	// CurveServerKey, when set, is the live broker's CURVE public key
+	// (Z85); CurvePublicKey/CurveSecretKey are the client's pair, checked
+	// against the broker's client allow-list (empty: a fresh pair). Only
+	// with Broker.
+	CurveServerKey string
+	CurvePublicKey string
+	CurveSecretKey string
 	// Service names the service the jobs go to (default: the broker's
 	// default service).
 	Service string

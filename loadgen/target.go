@@ -59,7 +59,8 @@ func openTarget(ctx context.Context, cfg Config) (*target, error) {
 	}
 	t.exec = cfg.Executor
 	if t.exec == nil {
-		c, err := client.New(client.Config{Endpoints: endpoints, DefaultTimeout: cfg.Timeout, Logger: cfg.Logger})
+		c, err := client.New(client.Config{Endpoints: endpoints, DefaultTimeout: cfg.Timeout, Logger: cfg.Logger,
+			CurveServerKey: cfg.CurveServerKey, CurvePublicKey: cfg.CurvePublicKey, CurveSecretKey: cfg.CurveSecretKey})
 		if err != nil {
 			t.close()
 			return nil, err

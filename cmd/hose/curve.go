@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/hose-project/hose/broker"
+	"github.com/hose-project/hose/internal/curvekey"
 )
 
 const keygenUsage = `Usage: hose keygen NAME
@@ -65,62 +65,11 @@ func (c *keygenCmd) run(_ context.Context, e *env, args []string) int {
 	return exitOK
 }
 
-// readKey returns a Z85 key given literally or as the path of a file that
-// holds one.
-func readKey(s string) (string, error) {
-	if len(s) == 40 && len(zmq.Z85decode(s)) == 32 {
-		return s, nil
-	}
-	b, err := os.ReadFile(s)
-	if err != nil {
-		return "", fmt.Errorf("CURVE key %s: %w", s, err)
-	}
-	k := strings.TrimSpace(string(b))
-	if len(k) != 40 || len(zmq.Z85decode(k)) != 32 {
-		return "", fmt.Errorf("%s holds no Z85 CURVE key", s)
-	}
-	return k, nil
-}
-
-// readKeyList reads public keys from a directory of *.pub files or from a
-// file with one key per line (# comments allowed).
-func readKeyList(path string) ([]string, error) {
-	if path == "" {
-		return nil, nil
-	}
-	var files []string
-	if st, err := os.Stat(path); err != nil {
-		return nil, err
-	} else if st.IsDir() {
-		if files, err = filepath.Glob(filepath.Join(path, "*.pub")); err != nil {
-			return nil, err
-		}
-	} else {
-		files = []string{path}
-	}
-	var keys []string
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			k, err := readKey(line)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f, err)
-			}
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%s: no public keys (an empty allow-list would let everyone in)", path)
-	}
-	return keys, nil
-}
+// readKey and readKeyList read keys given as flags (internal/curvekey).
+var (
+	readKey     = curvekey.Read
+	readKeyList = curvekey.ReadList
+)
 
 // brokerCurveFlags are a broker's CURVE flags (hose broker, hose cluster).
 type brokerCurveFlags struct {
@@ -214,22 +163,5 @@ func (f *peerCurveFlags) register(fs *flag.FlagSet) {
 
 // keys resolves the flags into server key, public key and secret key.
 func (f *peerCurveFlags) keys() (server, pub, sec string, err error) {
-	if f.serverKey == "" {
-		if f.key != "" {
-			return "", "", "", fmt.Errorf("-curve-key needs -curve-server-key")
-		}
-		return "", "", "", nil
-	}
-	if server, err = readKey(f.serverKey); err != nil {
-		return "", "", "", err
-	}
-	if f.key != "" {
-		if sec, err = readKey(f.key); err != nil {
-			return "", "", "", err
-		}
-		if pub, err = zmq.AuthCurvePublic(sec); err != nil {
-			return "", "", "", err
-		}
-	}
-	return server, pub, sec, nil
+	return curvekey.Peer(f.serverKey, f.key)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hose-project/hose/handlers"
+	"github.com/hose-project/hose/internal/curvekey"
 	"github.com/hose-project/hose/loadgen"
 )
 
@@ -182,6 +183,7 @@ func parseFlags(args []string) (cfg loadgen.Config, opts options, usage func(io.
 	d := loadgen.DefaultConfig()
 	var (
 		rates, workers, job, broker, slo string
+		curveServer, curveKey            string
 		arrival                          string
 		warmup                           time.Duration
 	)
@@ -204,6 +206,8 @@ func parseFlags(args []string) (cfg loadgen.Config, opts options, usage func(io.
 	fs.IntVar(&cfg.Concurrency, "concurrency", d.Concurrency, "closed-loop callers (with -rate max)")
 	fs.DurationVar(&cfg.Timeout, "timeout", d.Timeout, "per-request timeout")
 	fs.StringVar(&broker, "broker", "", "`endpoints` of a live broker's frontend, comma-separated (default: an embedded cluster)")
+	fs.StringVar(&curveServer, "curve-server-key", "", "with -broker: the broker's CURVE public `KEY` (Z85, or a .pub file from hose keygen)")
+	fs.StringVar(&curveKey, "curve-key", "", "with -broker: this client's secret key `FILE` when the broker has a client allow-list (default: a fresh key pair)")
 	fs.StringVar(&cfg.Service, "service", "", "service to send jobs to (default: the default service)")
 	fs.StringVar(&workers, "workers", "2", "embedded cluster: worker `counts`, comma-separated (one run each)")
 	fs.IntVar(&cfg.WorkerConcurrency, "worker-concurrency", 0, "embedded cluster: jobs each worker runs at once (default GOMAXPROCS)")
@@ -247,6 +251,11 @@ func parseFlags(args []string) (cfg loadgen.Config, opts options, usage func(io.
 			return cfg, opts, usage, errors.New("-workers and -worker-concurrency configure the embedded cluster; a live cluster (-broker) has the workers it was started with")
 		}
 		cfg.Workers = nil
+		if cfg.CurveServerKey, cfg.CurvePublicKey, cfg.CurveSecretKey, err = curvekey.Peer(curveServer, curveKey); err != nil {
+			return cfg, opts, usage, err
+		}
+	} else if curveServer != "" || curveKey != "" {
+		return cfg, opts, usage, errors.New("-curve-server-key and -curve-key need -broker: the embedded cluster listens on loopback only")
 	} else if cfg.Workers, err = parseInts(workers); err != nil {
 		return cfg, opts, usage, fmt.Errorf("-workers: %w", err)
 	}

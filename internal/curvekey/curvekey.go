@@ -1,0 +1,95 @@
+// Package curvekey reads the CURVE key files that `hose keygen` writes, for
+// the commands (hose, hosebench) that take keys as flags.
+package curvekey
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	zmq "github.com/pebbe/zmq4"
+)
+
+// Read returns a Z85 key given literally or as the path of a file that
+// holds one.
+func Read(s string) (string, error) {
+	if len(s) == 40 && len(zmq.Z85decode(s)) == 32 {
+		return s, nil
+	}
+	b, err := os.ReadFile(s)
+	if err != nil {
+		return "", fmt.Errorf("CURVE key %s: %w", s, err)
+	}
+	k := strings.TrimSpace(string(b))
+	if len(k) != 40 || len(zmq.Z85decode(k)) != 32 {
+		return "", fmt.Errorf("%s holds no Z85 CURVE key", s)
+	}
+	return k, nil
+}
+
+// ReadList reads public keys from a directory of *.pub files or from a
+// file with one key per line (# comments allowed). An empty list is an
+// error: it would let everyone in.
+func ReadList(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	var files []string
+	if st, err := os.Stat(path); err != nil {
+		return nil, err
+	} else if st.IsDir() {
+		if files, err = filepath.Glob(filepath.Join(path, "*.pub")); err != nil {
+			return nil, err
+		}
+	} else {
+		files = []string{path}
+	}
+	var keys []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, err := Read(line)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no public keys (an empty allow-list would let everyone in)", path)
+	}
+	return keys, nil
+}
+
+// Peer resolves a CURVE client's two flags, the broker's public key (Z85
+// or a file) and this peer's secret key file, into the three keys its
+// Config takes. No server key: no CURVE, all empty. No secret key: empty
+// pair, so the library makes a fresh one.
+func Peer(serverKey, keyFile string) (server, pub, sec string, err error) {
+	if serverKey == "" {
+		if keyFile != "" {
+			return "", "", "", fmt.Errorf("-curve-key needs -curve-server-key")
+		}
+		return "", "", "", nil
+	}
+	if server, err = Read(serverKey); err != nil {
+		return "", "", "", err
+	}
+	if keyFile != "" {
+		if sec, err = Read(keyFile); err != nil {
+			return "", "", "", err
+		}
+		if pub, err = zmq.AuthCurvePublic(sec); err != nil {
+			return "", "", "", err
+		}
+	}
+	return server, pub, sec, nil
+}
