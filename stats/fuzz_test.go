@@ -1,6 +1,8 @@
 package stats
 
 import (
+	"os"
+	"regexp"
 	"testing"
 )
 
@@ -21,6 +23,19 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(good)
+	// The documented example: a real snapshot with real histograms.
+	doc, err := os.ReadFile("../docs/STATS.md")
+	if err != nil {
+		f.Fatal(err)
+	}
+	example := regexp.MustCompile("(?s)```json\n(.*?)```").FindSubmatch(doc)
+	if example == nil {
+		f.Fatal("docs/STATS.md has no json example")
+	}
+	if _, err := Decode(example[1]); err != nil {
+		f.Fatalf("the example in docs/STATS.md: %v", err)
+	}
+	f.Add(example[1])
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`{"latency":{"service":{"hdr":"HISTFAAAACB4nJNpmSzMwMDAxAABzFCaEUzLMdgzMDADANFOAXU="}}}`))
 	f.Add([]byte(`{"workers":[{"id":1}],"version":1}`))
