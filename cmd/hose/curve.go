@@ -127,14 +127,17 @@ func ownWorkerKey(cfg *broker.Config) (args []string, cleanup func(), err error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("CURVE worker key pair: %w", err)
 	}
-	// MkdirTemp makes the directory 0700. The "_" keeps the path from
-	// ever reading as a Z85 key literal (readKey).
+	// MkdirTemp makes the directory 0700.
 	dir, err := os.MkdirTemp("", "hose_cluster-")
 	if err != nil {
 		return nil, nil, fmt.Errorf("CURVE worker key: %w", err)
 	}
 	cleanup = func() { _ = os.RemoveAll(dir) }
 	path := filepath.Join(dir, "worker_secret.key")
+	if len(path) == 40 {
+		// -curve-key takes any 40 characters as a key literal.
+		path = filepath.Join(dir, "worker.key")
+	}
 	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		_, err = fmt.Fprintln(fh, sec)
