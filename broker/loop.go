@@ -669,7 +669,12 @@ func (b *Broker) result(w *worker, r *protocol.Result, now int64) {
 	w.done++
 	b.heap.remove(j)
 	st := r.Status
-	if st != protocol.StatusOK {
+	switch st {
+	case protocol.StatusOK:
+	case protocol.StatusDeadline:
+		// The worker stopped the job at its deadline: the caller learns
+		// it timed out, not that the worker failed.
+	default:
 		st = protocol.StatusWorkerError
 		w.errs++
 	}

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"sync"
@@ -172,6 +173,12 @@ func (p *pool) call(ctx context.Context, j *Job) (res []byte, st protocol.Status
 	}()
 	out, err := p.h.Handle(ctx, j)
 	if err != nil {
+		// A handler that gave up because the job's deadline passed (it
+		// returned ctx.Err(), or wrapped it) did not fail: the caller's
+		// time ran out, and it is told so.
+		if errors.Is(err, context.DeadlineExceeded) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return []byte(err.Error()), protocol.StatusDeadline
+		}
 		return []byte(err.Error()), protocol.StatusWorkerError
 	}
 	return out, protocol.StatusOK
