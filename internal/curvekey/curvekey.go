@@ -11,10 +11,28 @@ import (
 	zmq "github.com/pebbe/zmq4"
 )
 
+// z85 is the Z85 alphabet (ZeroMQ RFC 32).
+const z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+// isKey reports whether s is a Z85-encoded 32-byte key. zmq.Z85decode
+// checks only the length, so the alphabet is checked here.
+func isKey(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(z85, s[i]) < 0 {
+			return false
+		}
+	}
+	return len(zmq.Z85decode(s)) == 32
+}
+
 // Read returns a Z85 key given literally or as the path of a file that
-// holds one.
+// holds one. A file that exists wins over a literal reading, so a
+// 40-character path is never taken for a key.
 func Read(s string) (string, error) {
-	if len(s) == 40 && len(zmq.Z85decode(s)) == 32 {
+	if _, err := os.Stat(s); err != nil && isKey(s) {
 		return s, nil
 	}
 	b, err := os.ReadFile(s)
@@ -22,7 +40,7 @@ func Read(s string) (string, error) {
 		return "", fmt.Errorf("CURVE key %s: %w", s, err)
 	}
 	k := strings.TrimSpace(string(b))
-	if len(k) != 40 || len(zmq.Z85decode(k)) != 32 {
+	if !isKey(k) {
 		return "", fmt.Errorf("%s holds no Z85 CURVE key", s)
 	}
 	return k, nil
