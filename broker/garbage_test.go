@@ -7,17 +7,23 @@ import (
 	"testing"
 	"time"
 
+	zmq "github.com/pebbe/zmq4"
+
 	"github.com/hose-project/hose/client"
 	"github.com/hose-project/hose/protocol"
 	"github.com/hose-project/hose/worker"
 )
 
 // TestGarbageOnEverySocket throws raw TCP bytes, random ZeroMQ frames and
-// valid commands in wrong orders at both bound sockets, then checks the
-// broker still answers real clients through real workers.
+// valid commands in wrong orders at every bound socket (frontend, backend,
+// stats), then checks the broker still answers real clients through real
+// workers and still publishes.
 func TestGarbageOnEverySocket(t *testing.T) {
 	checkGoroutines(t)
-	b := startBroker(t, testConfig())
+	cfg := testConfig()
+	cfg.Stats = "tcp://127.0.0.1:*"
+	cfg.StatsInterval = 100 * time.Millisecond
+	b := startBroker(t, cfg)
 	startWorker(t, b, worker.Config{}, echo)
 	waitWorkers(t, b, 1)
 	c := newClient(t, client.Config{}, b.Frontend())
@@ -25,25 +31,7 @@ func TestGarbageOnEverySocket(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 
 	for _, ep := range []string{b.Frontend(), b.Backend()} {
-		addr := strings.TrimPrefix(ep, "tcp://")
-		// Raw TCP: random bytes, a truncated ZMTP greeting, a greeting
-		// followed by noise. libzmq drops these connections.
-		for i := 0; i < 20; i++ {
-			conn, err := net.DialTimeout("tcp", addr, time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			junk := make([]byte, rng.IntN(4096)+1)
-			for j := range junk {
-				junk[j] = byte(rng.Uint32())
-			}
-			if i%3 == 1 {
-				junk = append([]byte{0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0}, junk...)
-			}
-			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = conn.Write(junk)
-			conn.Close()
-		}
+		rawTCPGarbage(t, ep, rng)
 		// ZMTP peers sending random frames and commands out of order.
 		for i := 0; i < 10; i++ {
 			p := newRawPeer(t, ep)
@@ -81,9 +69,59 @@ func TestGarbageOnEverySocket(t *testing.T) {
 		}
 		stillServes(t, c)
 	}
+	// The stats PUB socket: raw TCP, then XSUB peers (the only kind a PUB
+	// talks to) sending random frames upstream, which a PUB reads as
+	// (un)subscriptions or drops.
+	rawTCPGarbage(t, b.StatsEndpoint(), rng)
+	for i := 0; i < 5; i++ {
+		x, err := zmq.NewSocket(zmq.XSUB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = x.SetLinger(0)
+		if err := x.Connect(b.StatsEndpoint()); err != nil {
+			t.Fatal(err)
+		}
+		for k := 0; k < 50; k++ {
+			f := make([]byte, rng.IntN(300))
+			for j := range f {
+				f[j] = byte(rng.Uint32())
+			}
+			_, _ = x.SendBytes(f, zmq.DONTWAIT)
+		}
+		x.Close()
+	}
+	// A subscriber that joins afterwards still gets snapshots.
+	subscribeStats(t, b.StatsEndpoint()).next(5 * time.Second)
+	stillServes(t, c)
+
 	st := stats(t, b)
 	t.Logf("malformed %d, unknown worker %d, late %d", st.Counters.Malformed, st.Counters.UnknownWorker, st.Counters.Late)
 	if st.Counters.Malformed == 0 {
 		t.Fatal("no malformed message counted")
+	}
+}
+
+// rawTCPGarbage opens TCP connections to a tcp:// endpoint and writes random
+// bytes, a truncated ZMTP greeting, or a greeting followed by noise. libzmq
+// drops these connections.
+func rawTCPGarbage(t testing.TB, ep string, rng *rand.Rand) {
+	t.Helper()
+	addr := strings.TrimPrefix(ep, "tcp://")
+	for i := 0; i < 20; i++ {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		junk := make([]byte, rng.IntN(4096)+1)
+		for j := range junk {
+			junk[j] = byte(rng.Uint32())
+		}
+		if i%3 == 1 {
+			junk = append([]byte{0xff, 0, 0, 0, 0, 0, 0, 0, 1, 0x7f, 3, 0}, junk...)
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write(junk)
+		conn.Close()
 	}
 }
