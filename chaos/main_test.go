@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,6 +22,8 @@ import (
 
 	"github.com/hose-project/hose/protocol"
 	"github.com/hose-project/hose/worker"
+
+	"github.com/hose-project/hose/internal/testproc"
 )
 
 // The test binary plays three roles: the suite itself, a chaos worker and a
@@ -54,7 +55,7 @@ func TestMain(m *testing.M) {
 	bins.hose = filepath.Join(dir, "hose")
 	bins.hosebench = filepath.Join(dir, "hosebench")
 	for bin, pkg := range map[string]string{bins.hose: "../cmd/hose", bins.hosebench: "../cmd/hosebench"} {
-		build := exec.Command(goTool(), "build", "-o", bin, pkg)
+		build := exec.Command(testproc.GoTool(), "build", "-o", bin, pkg)
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
 			fmt.Fprintf(os.Stderr, "building %s: %v\n", pkg, err)
@@ -72,13 +73,6 @@ func TestMain(m *testing.M) {
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // trackedMagic starts every payload the suite's tracked load sends; the

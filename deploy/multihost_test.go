@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,7 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	hoseBin = filepath.Join(dir, "hose")
-	build := exec.Command(goTool(), "build", "-o", hoseBin, "github.com/hose-project/hose/cmd/hose")
+	build := exec.Command(testproc.GoTool(), "build", "-o", hoseBin, "github.com/hose-project/hose/cmd/hose")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "building hose: %v\n", err)
@@ -54,13 +53,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // helperMain is the test binary run as a small program inside a host's
@@ -298,7 +290,7 @@ func TestMultiHost(t *testing.T) {
 	start := time.Now()
 	broker := startUnit(t, n1, "hose-broker.service", "")
 	var pi pingInfo
-	waitFor(t, 10*time.Second, "the broker answering n4 over CURVE", func() (bool, string) {
+	testproc.WaitFor(t, 10*time.Second, "the broker answering n4 over CURVE", func() (bool, string) {
 		if broker.Exited() {
 			t.Fatalf("broker exited with %d", broker.Cmd.ProcessState.ExitCode())
 		}
@@ -323,12 +315,12 @@ func TestMultiHost(t *testing.T) {
 	}
 	for p, h := range workers {
 		// ip netns exec execs in place: the PID is the worker's, in h.
-		waitFor(t, 5*time.Second, p.Name+" in its namespace", func() (bool, string) {
+		testproc.WaitFor(t, 5*time.Second, p.Name+" in its namespace", func() (bool, string) {
 			ok, err := h.inNamespace(p.PID())
 			return ok, fmt.Sprint(err)
 		})
 	}
-	waitFor(t, 10*time.Second, "3 workers registered", func() (bool, string) {
+	testproc.WaitFor(t, 10*time.Second, "3 workers registered", func() (bool, string) {
 		pi, why, ok := ping()
 		if ok && pi.Workers == 3 {
 			return true, ""
@@ -377,7 +369,7 @@ func TestMultiHost(t *testing.T) {
 		want[p.PID()] = p
 	}
 	var jobs map[int]uint64
-	waitFor(t, 5*time.Second, "the metrics to count the load", func() (bool, string) {
+	testproc.WaitFor(t, 5*time.Second, "the metrics to count the load", func() (bool, string) {
 		var err error
 		if jobs, err = workerJobs(t, n1); err != nil {
 			return false, err.Error()
@@ -483,7 +475,7 @@ func TestClusterUnit(t *testing.T) {
 	installEnv(t, h.etc, "cluster.env", map[string]string{"HOSE_WORKERS": "2"})
 	cl := startUnit(t, h, "hose-cluster.service", "")
 	frontend := shippedEnv(t, "cluster.env")["HOSE_FRONTEND"]
-	waitFor(t, 15*time.Second, "2 workers in the cluster", func() (bool, string) {
+	testproc.WaitFor(t, 15*time.Second, "2 workers in the cluster", func() (bool, string) {
 		if cl.Exited() {
 			t.Fatalf("hose cluster exited with %d", cl.Cmd.ProcessState.ExitCode())
 		}

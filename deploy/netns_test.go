@@ -188,22 +188,3 @@ func (h *host) inNamespace(pid int) (bool, error) {
 	}
 	return link == fmt.Sprintf("net:[%d]", st.Ino), nil
 }
-
-// waitFor polls cond every 20 ms until it holds; after limit it fails the
-// test with cond's last explanation.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (last: %s)", limit, what, why)
-		}
-		<-tick.C
-	}
-}

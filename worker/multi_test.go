@@ -13,33 +13,16 @@ import (
 	"github.com/hose-project/hose/broker"
 	"github.com/hose-project/hose/client"
 	"github.com/hose-project/hose/worker"
-)
 
-// pollUntil checks cond every 5 ms until it holds, failing the test after
-// limit with cond's last explanation.
-func pollUntil(t *testing.T, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (last: %s)", limit, what, why)
-		}
-		<-tick.C
-	}
-}
+	"github.com/hose-project/hose/internal/testproc"
+)
 
 // waitWorkers waits until b lists n workers, each draining or not as told
 // (draining < 0: either).
 func waitWorkers(t *testing.T, b *broker.Broker, n int, draining int) []broker.WorkerStats {
 	t.Helper()
 	var ws []broker.WorkerStats
-	pollUntil(t, 5*time.Second, fmt.Sprintf("%d workers at %s", n, b.Backend()), func() (bool, string) {
+	testproc.WaitFor(t, 5*time.Second, fmt.Sprintf("%d workers at %s", n, b.Backend()), func() (bool, string) {
 		st, err := b.Stats()
 		if err != nil {
 			return false, err.Error()
@@ -153,7 +136,7 @@ func TestConcurrencySharedAcrossBrokers(t *testing.T) {
 	}
 	second := execAsync(c2, "second")
 	// The second broker sent its job: the worker holds it, unstarted.
-	pollUntil(t, 5*time.Second, "the second job at the worker", func() (bool, string) {
+	testproc.WaitFor(t, 5*time.Second, "the second job at the worker", func() (bool, string) {
 		st, _ := b2.Stats()
 		return st.InFlight == 1, fmt.Sprintf("%d in flight", st.InFlight)
 	})
@@ -373,14 +356,14 @@ func TestLostBrokersQueuedJobsAreDropped(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		execAsync(c1, fmt.Sprint("queued-", i))
 	}
-	pollUntil(t, 5*time.Second, "4 jobs at the worker", func() (bool, string) {
+	testproc.WaitFor(t, 5*time.Second, "4 jobs at the worker", func() (bool, string) {
 		st, _ := b1.Stats()
 		return st.InFlight == 4, fmt.Sprintf("%d in flight", st.InFlight)
 	})
 	b1.Close()
 	waitLog(t, logs, 5*time.Second, "broker said disconnect", "broker silent")
 	next := execAsync(c2, "next")
-	pollUntil(t, 5*time.Second, "the job at the worker", func() (bool, string) {
+	testproc.WaitFor(t, 5*time.Second, "the job at the worker", func() (bool, string) {
 		st, _ := b2.Stats()
 		return st.InFlight == 1, fmt.Sprintf("%d in flight", st.InFlight)
 	})

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hose-project/hose/internal/testproc"
 )
 
 // logLine is one JSON log record of a `hose cluster -log-format json` run:
@@ -134,7 +136,7 @@ func TestClusterMaxJobsChurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	var replacement int
-	waitFor(t, 10*time.Second, "the killed worker replaced and registered", func() (bool, string) {
+	testproc.WaitFor(t, 10*time.Second, "the killed worker replaced and registered", func() (bool, string) {
 		st := readCluster(cl)
 		replacement = st.current[1]
 		switch {
@@ -163,7 +165,7 @@ func TestClusterMaxAgeChurn(t *testing.T) {
 		"-max-age", "300ms", "-max-age-delta", "200ms")
 	c := newClient(t, frontend)
 	// Workers retire every 300-500 ms, so the count moves: wait for most.
-	waitFor(t, 15*time.Second, "at least 6 workers", func() (bool, string) {
+	testproc.WaitFor(t, 15*time.Second, "at least 6 workers", func() (bool, string) {
 		info, err := ping(c)
 		if err != nil {
 			return false, err.Error()

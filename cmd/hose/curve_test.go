@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hose-project/hose/internal/testproc"
 )
 
 // TestCurveEndToEnd runs `hose keygen`, a CURVE broker with client and
@@ -45,7 +47,7 @@ func TestCurveEndToEnd(t *testing.T) {
 		return runHose(t, 20*time.Second, "", append(args, "secret payload")...)
 	}
 	serverKey := []string{"-curve-server-key", filepath.Join(dir, "broker.pub")}
-	waitFor(t, 10*time.Second, "the listed client's job", func() (bool, string) {
+	testproc.WaitFor(t, 10*time.Second, "the listed client's job", func() (bool, string) {
 		out, errs, code := exec(append(serverKey, "-curve-key", filepath.Join(dir, "c1.key"))...)
 		return code == 0 && out == "secret payload", errs
 	})

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +35,7 @@ func TestMain(m *testing.M) {
 		// thorough.
 		args = append(args, "-race")
 	}
-	build := exec.Command(goTool(), append(args, ".")...)
+	build := exec.Command(testproc.GoTool(), append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "building hose: %v\n", err)
@@ -46,13 +45,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func goTool() string {
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
 
 // proc is a hose process started by a test.
@@ -131,7 +123,7 @@ func startBrokerAt(t testing.TB, frontend, backend string, extra ...string) *bro
 		"-heartbeat", testHeartbeat, "-log-level", "debug"}, extra...)
 	b := &brokerProc{proc: startHose(t, "broker", false, args...), frontend: frontend, backend: backend}
 	c := newClient(t, frontend)
-	waitFor(t, 5*time.Second, "broker answering", func() (bool, string) {
+	testproc.WaitFor(t, 5*time.Second, "broker answering", func() (bool, string) {
 		if b.Exited() {
 			t.Fatalf("broker exited with %d", b.Cmd.ProcessState.ExitCode())
 		}
@@ -166,29 +158,10 @@ func ping(c *client.Client) (client.BrokerInfo, error) {
 	return pingRetry(ctx, c)
 }
 
-// waitFor polls cond every 10 ms until it holds; after limit it fails the
-// test with cond's last explanation.
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s (last: %s)", limit, what, why)
-		}
-		<-tick.C
-	}
-}
-
 // waitWorkers waits until the broker lists exactly n workers.
 func waitWorkers(t testing.TB, c *client.Client, n int, limit time.Duration) {
 	t.Helper()
-	waitFor(t, limit, fmt.Sprintf("%d workers", n), func() (bool, string) {
+	testproc.WaitFor(t, limit, fmt.Sprintf("%d workers", n), func() (bool, string) {
 		info, err := ping(c)
 		if err != nil {
 			return false, err.Error()
@@ -200,7 +173,7 @@ func waitWorkers(t testing.TB, c *client.Client, n int, limit time.Duration) {
 // waitInFlight waits until the broker holds n jobs at workers.
 func waitInFlight(t testing.TB, c *client.Client, n int, limit time.Duration) {
 	t.Helper()
-	waitFor(t, limit, fmt.Sprintf("%d jobs in flight", n), func() (bool, string) {
+	testproc.WaitFor(t, limit, fmt.Sprintf("%d jobs in flight", n), func() (bool, string) {
 		info, err := ping(c)
 		if err != nil {
 			return false, err.Error()

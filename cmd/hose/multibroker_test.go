@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hose-project/hose/client"
+
+	"github.com/hose-project/hose/internal/testproc"
 )
 
 // Two brokers, two worker processes serving both, one client spreading
@@ -94,13 +96,13 @@ func TestWorkersServeTwoBrokersOneKilled(t *testing.T) {
 		<-loadDone
 	})
 
-	waitFor(t, 10*time.Second, "200 calls answered", func() (bool, string) {
+	testproc.WaitFor(t, 10*time.Second, "200 calls answered", func() (bool, string) {
 		return ok.Load() >= 200, fmt.Sprintf("%d ok", ok.Load())
 	})
 	killedAt.Store(time.Now().UnixNano())
 	b1.Signal(t, syscall.SIGKILL)
 	b1.Wait(t, 5*time.Second)
-	waitFor(t, 15*time.Second, "300 calls answered after the kill", func() (bool, string) {
+	testproc.WaitFor(t, 15*time.Second, "300 calls answered after the kill", func() (bool, string) {
 		return okAfter.Load() >= 300, fmt.Sprintf("%d ok after the kill; before: %v; after: %v", okAfter.Load(), before, after)
 	})
 	close(stop)
@@ -160,7 +162,7 @@ func TestWorkerExitOnLossOfEveryBroker(t *testing.T) {
 	b1.Wait(t, 5*time.Second)
 	// Past the liveness window (4 heartbeats of 100ms) the worker has
 	// noticed; it must still answer through the second broker.
-	waitFor(t, 5*time.Second, "the worker to notice the lost broker", func() (bool, string) {
+	testproc.WaitFor(t, 5*time.Second, "the worker to notice the lost broker", func() (bool, string) {
 		return strings.Contains(w.Stderr.String(), "broker silent"), "not yet"
 	})
 	if o := await(t, goExecute(c2, "still here")); o.err != nil || string(o.res) != "still here" {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	zmq "github.com/pebbe/zmq4"
+
+	"github.com/hose-project/hose/internal/testproc"
 )
 
 // TestHWMFlag checks -hwm on the commands that run a broker: it is
@@ -67,11 +69,11 @@ func TestClusterCurve(t *testing.T) {
 		return runHose(t, 20*time.Second, "", "exec", "-frontend", frontend, "-timeout", "3s", "-connect-timeout", "500ms",
 			"-curve-server-key", filepath.Join(dir, "broker.pub"), "-curve-key", filepath.Join(dir, key), "sealed")
 	}
-	waitFor(t, 15*time.Second, "the listed client's job", func() (bool, string) {
+	testproc.WaitFor(t, 15*time.Second, "the listed client's job", func() (bool, string) {
 		out, errs, code := exec("c1.key")
 		return code == exitOK && out == "sealed", fmt.Sprintf("exit %d: %s", code, errs)
 	})
-	waitFor(t, 10*time.Second, "both workers registered", func() (bool, string) {
+	testproc.WaitFor(t, 10*time.Second, "both workers registered", func() (bool, string) {
 		st := readCluster(cl)
 		return len(st.registered) == 2, fmt.Sprintf("registered %v, started %v", st.registered, st.started)
 	})

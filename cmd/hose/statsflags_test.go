@@ -14,6 +14,8 @@ import (
 
 	"github.com/hose-project/hose/cluster"
 	"github.com/hose-project/hose/stats"
+
+	"github.com/hose-project/hose/internal/testproc"
 )
 
 // TestClusterStatsAndControl runs `hose cluster` with its stats stream,
@@ -30,7 +32,7 @@ func TestClusterStatsAndControl(t *testing.T) {
 	waitSnapshot := func(what string, cond func(*stats.Snapshot) bool) *stats.Snapshot {
 		t.Helper()
 		var last *stats.Snapshot
-		waitFor(t, 15*time.Second, what, func() (bool, string) {
+		testproc.WaitFor(t, 15*time.Second, what, func() (bool, string) {
 			body, err := sub.RecvBytes(0)
 			if err != nil {
 				return false, err.Error()

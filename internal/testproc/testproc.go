@@ -7,6 +7,8 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"testing"
@@ -126,4 +128,33 @@ func (p *Proc) Wait(t testing.TB, limit time.Duration) int {
 		t.Fatalf("%s still running after %v", p.Name, limit)
 		return 0
 	}
+}
+
+// WaitFor polls cond every 10 ms until it holds; after limit it fails the
+// test with cond's last explanation. Tests wait with it instead of
+// sleeping.
+func WaitFor(t testing.TB, limit time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s (last: %s)", limit, what, why)
+		}
+		<-tick.C
+	}
+}
+
+// GoTool is the go command that builds the binaries tests run: the one on
+// PATH, else the one of the running toolchain.
+func GoTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
 }
