@@ -221,9 +221,9 @@ func (b *Broker) fromClient(m *zsock.Msg, now int64) {
 			Workers: uint32(len(b.workers)), Queued: uint32(b.queued()), InFlight: uint32(len(b.jobs)),
 			Draining: b.draining, Version: protocol.Version, Host: b.host,
 		}
-		if len(m.Body) >= 8 {
-			_ = protocol.DecodeU64s(m.Body[:8], func(n uint64) { pong.Nonce = n })
-		}
+		var ms uint32
+		pong.Nonce, ms = protocol.DecodePing(m.Body)
+		cl.interval = int64(ms) * int64(time.Millisecond)
 		_ = zsock.Send(b.front, m.ID, hdrPong, protocol.AppendPong(nil, &pong), zmq.DONTWAIT)
 	case protocol.CmdCancel:
 		if err := protocol.DecodeU64s(m.Body, func(id uint64) { b.cancel(cl, id) }); err != nil {
@@ -805,10 +805,38 @@ func (b *Broker) tick(now int64) {
 	}
 	idle := 20 * dead
 	for key, cl := range b.clients {
-		if cl.pending == 0 && now-cl.lastSeen > idle {
+		switch {
+		case cl.pending == 0 && now-cl.lastSeen > idle:
 			delete(b.clients, key)
+		case cl.interval > 0 && cl.pending > 0 && now-cl.lastSeen > cl.interval*int64(b.cfg.Liveness):
+			b.abandon(cl)
 		}
 	}
+}
+
+// abandon drops the queued jobs of a client that went silent past the
+// heartbeat it promised: it is gone (killed, or cut off), nobody will read
+// their answers, and they would take workers from everyone else. Its jobs
+// already at workers finish; their answers are dropped.
+func (b *Broker) abandon(cl *client) {
+	n := 0
+	for _, q := range cl.queues {
+		q.jobs.each(func(j *job) {
+			if j.state != jobQueued {
+				return
+			}
+			j.svc.live--
+			b.heap.remove(j)
+			j.state = jobDone // its slot is skipped when its turn comes
+			cl.pending--
+			n++
+		})
+	}
+	if n > 0 {
+		b.counters.Abandoned += uint64(n)
+		b.cfg.Logger.Info("client gone: dropped its queued jobs", "jobs", n, "silent_for_ms", (b.now()-cl.lastSeen)/1e6)
+	}
+	cl.interval = 0 // judged once; a client that speaks again promises again
 }
 
 // flush sends the batches built during this iteration.

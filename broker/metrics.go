@@ -182,6 +182,7 @@ var (
 	descUnroute   = prometheus.NewDesc("hose_unroutable_replies_total", "Replies that could not reach their client.", nil, nil)
 	descLost      = prometheus.NewDesc("hose_workers_lost_total", "Workers dropped for silence, slowness or unreachability.", nil, nil)
 	descAuth      = prometheus.NewDesc("hose_auth_denied_total", "CURVE handshakes refused: the peer's key is not on the socket's allow-list.", nil, nil)
+	descAbandoned = prometheus.NewDesc("hose_jobs_abandoned_total", "Queued jobs dropped because their client went silent.", nil, nil)
 	descInFlight  = prometheus.NewDesc("hose_jobs_in_flight", "Jobs at workers.", nil, nil)
 	descClients   = prometheus.NewDesc("hose_clients", "Clients seen recently.", nil, nil)
 	descDepth     = prometheus.NewDesc("hose_queue_depth", "Jobs waiting for a worker, by service.", []string{"service"}, nil)
@@ -206,7 +207,7 @@ type collector struct{ m *metricsServer }
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		descInfo, descUptime, descReceived, descDispatch, descReplied, descErrors, descRequeued,
-		descLate, descCancelled, descMalformed, descUnroute, descLost, descAuth, descInFlight, descClients,
+		descLate, descCancelled, descAbandoned, descMalformed, descUnroute, descLost, descAuth, descInFlight, descClients,
 		descDepth, descHWM, descSvcWork, descWorkers, descWInfo, descWCap, descWInFlight, descWDone,
 		descWErrors, descWHeard, descWService, descQueueWait, descService, descLatency,
 	} {
@@ -242,6 +243,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descUnroute, t.Unroutable)
 	counter(descLost, t.WorkersLost)
 	counter(descAuth, t.AuthDenied)
+	counter(descAbandoned, t.Abandoned)
 	gauge(descInFlight, float64(s.Broker.InFlight))
 	gauge(descClients, float64(s.Broker.Clients))
 	for _, q := range s.Queues {

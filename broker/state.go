@@ -92,6 +92,7 @@ type client struct {
 	pending   int
 	cancelled map[uint64]struct{}
 	queues    []*clientQueue // one per service the client has used
+	interval  int64          // the client's promised heartbeat (ns); 0: none
 }
 
 // clientQueue is one client's jobs waiting for one service.

@@ -20,6 +20,7 @@ type Counters struct {
 	Late          uint64 // results for jobs already answered or unknown
 	Cancelled     uint64 // queued jobs dropped because their caller left
 	CancelsSeen   uint64 // request ids received in CANCEL messages
+	Abandoned     uint64 // queued jobs dropped because their client went silent
 	Malformed     uint64 // messages dropped or refused as malformed
 	UnknownWorker uint64 // messages from unregistered workers (answered DISCONNECT)
 	Unroutable    uint64 // replies that could not be delivered to their client
@@ -139,7 +140,7 @@ func (b *Broker) statsSnapshot(now int64) *stats.Snapshot {
 			Errors: c.ErrorTotal(), Expired: c.Errors[protocol.StatusDeadline],
 			Requeued: c.Requeued, Late: c.Late, Cancelled: c.Cancelled,
 			Malformed: c.Malformed, Unroutable: c.Unroutable, WorkersLost: c.WorkersLost,
-			AuthDenied: c.AuthDenied,
+			AuthDenied: c.AuthDenied, Abandoned: c.Abandoned,
 		},
 		Errors:       []stats.Error{},
 		Queues:       make([]stats.Queue, 0, min(len(b.services), maxQueueRows)),

@@ -6,10 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -156,10 +159,7 @@ func TestClientThatNeverReads(t *testing.T) {
 func TestClientsKilledMidRequest(t *testing.T) {
 	// The three clients stay within capacity (1 200 jobs/s with the
 	// tracked load's 400/s), so the fault is the kill alone: their jobs in
-	// flight finish with nobody to answer. (Clients that overload the
-	// broker and then die leave a backlog that runs to the end: with the
-	// fair queue the others keep their turn, but slow down until it has
-	// drained.)
+	// flight finish with nobody to answer.
 	run(t, scenario{
 		name: "3 client processes killed mid-request",
 		fault: func(e *env) (time.Time, string) {
@@ -178,6 +178,44 @@ func TestClientsKilledMidRequest(t *testing.T) {
 				p.Signal(e.t, syscall.SIGKILL)
 			}
 			return at, "each at 200/s, killed after 1 s"
+		},
+		allowed: []loadgen.Kind{},
+	})
+}
+
+func TestOverloadingClientsKilled(t *testing.T) {
+	// Three clients at 1 000/s each (with the tracked 400/s, 2.8x capacity)
+	// build a backlog, then die with it queued. The fair queue keeps the
+	// tracked client's turn; once the dead clients have been silent past
+	// the heartbeat their PINGs promised (4 × 500 ms) the broker drops their
+	// backlog, which never runs.
+	metrics := "127.0.0.1:" + strconv.Itoa(freePort(t, "127.0.0.1"))
+	run(t, scenario{
+		name:     "3 overloading clients killed with a backlog queued",
+		spec:     clusterSpec{brokerFlags: []string{"-metrics", metrics}},
+		duration: 8 * time.Second,
+		fault: func(e *env) (time.Time, string) {
+			var ps []*testproc.Proc
+			for i := range 3 {
+				ps = append(ps, testproc.Start(e.t, "hosebench"+strconv.Itoa(i), testproc.Options{Merge: true},
+					bins.hosebench, "-broker", e.frontends[0], "-rate", "1000", "-duration", "30s", "-warmup", "0", "-quiet"))
+			}
+			time.Sleep(time.Second) // let the backlog build
+			at := time.Now()
+			for _, p := range ps {
+				if p.Exited() {
+					e.t.Errorf("%s exited early: %s", p.Name, p.Stdout.String())
+					continue
+				}
+				p.Signal(e.t, syscall.SIGKILL)
+			}
+			var dropped float64
+			testproc.WaitFor(e.t, 10*time.Second, "the dead clients' backlog dropped", func() (bool, string) {
+				dropped = metric(metrics, "hose_jobs_abandoned_total")
+				return dropped > 0, fmt.Sprint(dropped)
+			})
+			return at, fmt.Sprintf("each at 1 000/s for 1 s; %.0f queued jobs of theirs dropped, never run, %v after the kill",
+				dropped, time.Since(at).Round(10*time.Millisecond))
 		},
 		allowed: []loadgen.Kind{},
 	})
@@ -229,6 +267,26 @@ func TestTwoBrokersOneKilled(t *testing.T) {
 		},
 		allowed: []loadgen.Kind{loadgen.KindBrokerGone},
 	})
+}
+
+// metric reads one unlabelled value from a broker's -metrics endpoint (-1:
+// not there).
+func metric(addr, name string) float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
 
 // kill sends sig to pid.

@@ -161,6 +161,7 @@ type Client struct {
 	rr      int
 	backlog []*call
 	waiters map[uint64]*pingReq
+	hbMS    uint32 // the heartbeat PINGs promise the broker
 }
 
 // BrokerInfo is a broker's answer to Ping.
@@ -197,6 +198,7 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		cfg: cfg, zctx: zctx, done: make(chan struct{}), start: time.Now(), waiter: wake.New(),
 		pending: make(map[uint64]*call), waiters: make(map[uint64]*pingReq),
+		hbMS: uint32(min(cfg.HeartbeatInterval.Milliseconds(), 1<<32-1)),
 	}
 	fail := func(err error) (*Client, error) {
 		for _, ep := range c.eps {

@@ -384,7 +384,7 @@ func (c *Client) events(ep *endpoint, now int64) {
 func (c *Client) ping(ep *endpoint, nonce uint64, now int64) {
 	ep.pingSent = now
 	if ep.connected {
-		_ = zsock.Send(ep.sock, nil, hdrPing, protocol.AppendU64(nil, nonce), zmq.DONTWAIT)
+		_ = zsock.Send(ep.sock, nil, hdrPing, protocol.AppendPing(nil, nonce, c.hbMS), zmq.DONTWAIT)
 	}
 }
 

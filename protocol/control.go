@@ -128,6 +128,25 @@ func DecodePong(b []byte) (Pong, error) {
 // AppendU64 appends one big-endian u64 (PING nonce, CANCEL ids).
 func AppendU64(dst []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(dst, v) }
 
+// AppendPing appends a PING body: the nonce and the client's heartbeat
+// interval in milliseconds (0: no promise).
+func AppendPing(dst []byte, nonce uint64, intervalMS uint32) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, nonce)
+	return binary.BigEndian.AppendUint32(dst, intervalMS)
+}
+
+// DecodePing reads a PING body; fields it lacks read 0, and bytes past them
+// are ignored (later versions may add fields).
+func DecodePing(b []byte) (nonce uint64, intervalMS uint32) {
+	if len(b) >= 8 {
+		nonce = binary.BigEndian.Uint64(b)
+	}
+	if len(b) >= 12 {
+		intervalMS = binary.BigEndian.Uint32(b[8:])
+	}
+	return nonce, intervalMS
+}
+
 // DecodeU64s calls fn for each u64 of a PING or CANCEL body.
 func DecodeU64s(b []byte, fn func(uint64)) error {
 	if len(b)%8 != 0 {

@@ -95,6 +95,10 @@ type Counters struct {
 	// counted. Always 0 without CURVE. Added within schema 1: a broker that
 	// predates it sends none, which reads as 0.
 	AuthDenied uint64 `json:"auth_denied"`
+	// Abandoned counts queued jobs dropped, never run, because their
+	// client went silent past the heartbeat it promised (killed, or cut
+	// off). Added within schema 1.
+	Abandoned uint64 `json:"abandoned"`
 }
 
 // Answered is the number of requests answered, ok or not.

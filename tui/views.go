@@ -119,7 +119,8 @@ func (m *Model) errorsView(w, h int) []string {
 		strings.Repeat(" ", 12)+strings.Join([]string{
 			item("late", t.Late), item("cancelled", t.Cancelled), item("malformed", t.Malformed),
 			item("unroutable", t.Unroutable), item("workers lost", t.WorkersLost)}, " · "),
-		strings.Repeat(" ", 12)+item("auth denied", t.AuthDenied)+st.Dim.Render(" (CURVE keys refused)"))
+		strings.Repeat(" ", 12)+item("auth denied", t.AuthDenied)+st.Dim.Render(" (CURVE keys refused)")+
+			" · "+item("abandoned", t.Abandoned)+st.Dim.Render(" (gone clients)"))
 	if rows := h - len(lines) - 3; rows >= 2 {
 		pts := m.hist.tail(2 * w)
 		vals := make([]float64, len(pts))
