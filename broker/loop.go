@@ -122,9 +122,11 @@ func (b *Broker) loop() {
 // stop answers everything still pending, says goodbye to workers and closes.
 func (b *Broker) stop() {
 	now := b.now()
+	// Jobs still at workers may or may not have run: "worker lost". Queued
+	// ones never ran: "shutting down", which a client may send elsewhere.
 	for _, j := range b.jobs {
 		if j.state == jobInFlight {
-			b.answer(j, protocol.StatusShuttingDown, nil, now)
+			b.answer(j, protocol.StatusWorkerLost, nil, now)
 		}
 	}
 	for _, svc := range b.services {

@@ -333,7 +333,8 @@ type call struct {
 	// owner only
 	id        uint64
 	ep        *endpoint
-	abandoned bool // the caller left
+	abandoned bool  // the caller left
+	refusal   error // a "shutting down" answer the call is resent after
 
 	// result
 	res []byte

@@ -36,6 +36,7 @@ type endpoint struct {
 	connected bool
 	refused   bool    // the last handshake failed (authentication)
 	silent    bool    // connected, but the broker stopped answering
+	draining  bool    // the broker answered "shutting down": no new calls until it reconnects
 	out       []byte  // REQUEST batch being built
 	outCalls  []*call // the calls in out
 	cancels   []byte  // CANCEL body being built
@@ -46,7 +47,7 @@ type endpoint struct {
 }
 
 // usable reports whether calls may be sent to ep now.
-func (ep *endpoint) usable() bool { return ep.connected && !ep.silent }
+func (ep *endpoint) usable() bool { return ep.connected && !ep.silent && !ep.draining }
 
 func (ep *endpoint) close() {
 	ep.sockW.Close()
@@ -161,7 +162,11 @@ func (c *Client) assign(cl *call, now int64) {
 	ep := c.pick()
 	if ep == nil {
 		if now-cl.enqueued >= int64(c.cfg.ConnectTimeout) {
-			c.finish(cl, c.goneError())
+			err := c.goneError()
+			if cl.refusal != nil {
+				err = cl.refusal // no broker took it after a shutdown: say so
+			}
+			c.finish(cl, err)
 			return
 		}
 		c.backlog = append(c.backlog, cl)
@@ -306,6 +311,19 @@ func (c *Client) replies(ep *endpoint, body []byte) (answered int) {
 			cl.ep.pending--
 		}
 		cl.queueUS, cl.serviceUS = r.QueueUS, r.ServiceUS
+		if r.Status == protocol.StatusShuttingDown {
+			// The broker is stopping and did not run the job: send it to
+			// another broker, or to this one once it is back (a restart),
+			// while time remains; send nothing more here until then.
+			ep.draining = true
+			now := c.now()
+			if now < cl.deadline && !cl.abandoned {
+				cl.id, cl.ep, cl.enqueued = 0, nil, now
+				cl.refusal = ErrShuttingDown
+				c.backlog = append(c.backlog, cl)
+				continue
+			}
+		}
 		if r.Status == protocol.StatusOK {
 			cl.res = r.Payload
 			cl.done <- struct{}{}
@@ -362,6 +380,7 @@ func (c *Client) events(ep *endpoint, now int64) {
 			ep.refused = false
 			ep.connected = true
 			ep.silent = false
+			ep.draining = false
 			ep.heard = now
 			c.ping(ep, 0, now)
 			// Pings asked for before the connection was up were not sent.
@@ -370,6 +389,7 @@ func (c *Client) events(ep *endpoint, now int64) {
 			}
 		case zmq.EVENT_DISCONNECTED:
 			ep.connected = false
+			ep.draining = false
 			// Answers that arrived before the connection closed are still
 			// queued in the socket: take them before failing the rest.
 			c.drain(ep, now)
