@@ -135,7 +135,10 @@ func ServeControl(cfg ControlConfig, s Scaler) (*ControlServer, error) {
 
 func (c *ControlServer) open() error {
 	var err error
-	if c.sock, err = c.zctx.NewSocket(zmq.REP); err != nil {
+	// A ROUTER rather than a REP: the envelope is checked here, so no
+	// malformed message from a stranger can put a REP's state machine
+	// out of step with its peers.
+	if c.sock, err = c.zctx.NewSocket(zmq.ROUTER); err != nil {
 		return fmt.Errorf("cluster: control socket: %w", err)
 	}
 	_ = c.sock.SetLinger(0)
@@ -180,16 +183,24 @@ func (c *ControlServer) serve() {
 				c.waiter.Awake()
 				return
 			}
-			c.waiter.Wait(time.Hour)
+			c.waiter.Wait(100 * time.Millisecond)
 			continue
 		}
 		parts, err := c.sock.RecvMessageBytes(zmq.DONTWAIT)
 		if err != nil {
 			continue
 		}
-		reply := c.handle(parts)
-		body, _ := json.Marshal(reply)
-		_, _ = c.sock.SendBytes(body, zmq.DONTWAIT)
+		// [peer id, labels..., empty delimiter, request...] from a REQ;
+		// anything without the delimiter is not a request: dropped.
+		k := 1
+		for k < len(parts) && len(parts[k]) > 0 {
+			k++
+		}
+		if k >= len(parts) {
+			continue
+		}
+		body, _ := json.Marshal(c.handle(parts[k+1:]))
+		_, _ = c.sock.SendMessageDontwait(parts[:k+1], body)
 	}
 }
 
