@@ -47,13 +47,9 @@ func TestWorkerStoppedThenContinued(t *testing.T) {
 		duration: 8 * time.Second,
 		fault: func(e *env) (time.Time, string) {
 			pid := e.workerPID(0)
-			at := time.Now()
-			kill(e.t, pid, syscall.SIGSTOP)
-			time.Sleep(3 * time.Second)
-			kill(e.t, pid, syscall.SIGCONT)
-			cont := time.Now()
-			back := waitBack(e, 0, e.spec.workers, 4*time.Second)
-			return at, "serves again " + back.Sub(cont).Round(10*time.Millisecond).String() + " after SIGCONT"
+			at, back := outage(e, 3*time.Second,
+				func() { kill(e.t, pid, syscall.SIGSTOP) }, func() { kill(e.t, pid, syscall.SIGCONT) })
+			return at, "serves again " + back.String() + " after SIGCONT"
 		},
 		allowed: []loadgen.Kind{loadgen.KindWorkerLost},
 	})
@@ -165,20 +161,7 @@ func TestClientsKilledMidRequest(t *testing.T) {
 	run(t, scenario{
 		name: "3 client processes killed mid-request",
 		fault: func(e *env) (time.Time, string) {
-			var ps []*testproc.Proc
-			for i := range 3 {
-				ps = append(ps, testproc.Start(e.t, "hosebench"+strconv.Itoa(i), testproc.Options{Merge: true},
-					bins.hosebench, "-broker", e.frontends[0], "-rate", "200", "-duration", "30s", "-warmup", "0", "-quiet"))
-			}
-			time.Sleep(time.Second) // let them get requests in flight
-			at := time.Now()
-			for _, p := range ps {
-				if p.Exited() {
-					e.t.Errorf("%s exited early: %s", p.Name, p.Stdout.String())
-					continue
-				}
-				p.Signal(e.t, syscall.SIGKILL)
-			}
+			at := killClients(e, 3, 200, time.Second)
 			return at, "each at 200/s, killed after 1 s"
 		},
 		allowed: []loadgen.Kind{},
@@ -197,20 +180,7 @@ func TestOverloadingClientsKilled(t *testing.T) {
 		spec:     clusterSpec{brokerFlags: []string{"-metrics", metrics}},
 		duration: 8 * time.Second,
 		fault: func(e *env) (time.Time, string) {
-			var ps []*testproc.Proc
-			for i := range 3 {
-				ps = append(ps, testproc.Start(e.t, "hosebench"+strconv.Itoa(i), testproc.Options{Merge: true},
-					bins.hosebench, "-broker", e.frontends[0], "-rate", "1000", "-duration", "30s", "-warmup", "0", "-quiet"))
-			}
-			time.Sleep(time.Second) // let the backlog build
-			at := time.Now()
-			for _, p := range ps {
-				if p.Exited() {
-					e.t.Errorf("%s exited early: %s", p.Name, p.Stdout.String())
-					continue
-				}
-				p.Signal(e.t, syscall.SIGKILL)
-			}
+			at := killClients(e, 3, 1000, time.Second)
 			var dropped float64
 			testproc.WaitFor(e.t, 10*time.Second, "the dead clients' backlog dropped", func() (bool, string) {
 				dropped = metric(metrics, "hose_jobs_abandoned_total")
@@ -244,13 +214,8 @@ func TestNetworkPartition(t *testing.T) {
 		spec:     clusterSpec{backendHost: h.rootAddr, netns: map[int]string{0: h.ns}},
 		duration: 10 * time.Second,
 		fault: func(e *env) (time.Time, string) {
-			at := time.Now()
-			h.partition()
-			time.Sleep(3 * time.Second)
-			h.heal()
-			healed := time.Now()
-			back := waitBack(e, 0, e.spec.workers, 6*time.Second)
-			return at, "the worker serves again " + back.Sub(healed).Round(10*time.Millisecond).String() + " after the heal"
+			at, back := outage(e, 3*time.Second, h.partition, h.heal)
+			return at, "the worker serves again " + back.String() + " after the heal"
 		},
 		allowed: []loadgen.Kind{loadgen.KindWorkerLost},
 	})
@@ -289,6 +254,39 @@ func metric(addr, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// killClients starts n hosebench processes at rate each against the
+// broker, lets them run for d, kills them all with SIGKILL and returns when.
+func killClients(e *env, n, rate int, d time.Duration) time.Time {
+	var ps []*testproc.Proc
+	for i := range n {
+		ps = append(ps, testproc.Start(e.t, "hosebench"+strconv.Itoa(i), testproc.Options{Merge: true},
+			bins.hosebench, "-broker", e.frontends[0], "-rate", strconv.Itoa(rate), "-duration", "30s", "-warmup", "0", "-quiet"))
+	}
+	time.Sleep(d)
+	at := time.Now()
+	for _, p := range ps {
+		if p.Exited() {
+			e.t.Errorf("%s exited early: %s", p.Name, p.Stdout.String())
+			continue
+		}
+		p.Signal(e.t, syscall.SIGKILL)
+	}
+	return at
+}
+
+// outage cuts a worker off (down), waits d, restores it (up), and returns
+// when it was cut off and how long after the restore the broker had all
+// its workers again.
+func outage(e *env, d time.Duration, down, up func()) (time.Time, time.Duration) {
+	at := time.Now()
+	down()
+	time.Sleep(d)
+	up()
+	restored := time.Now()
+	back := waitBack(e, 0, e.spec.workers, 6*time.Second)
+	return at, back.Sub(restored).Round(10 * time.Millisecond)
 }
 
 // kill sends sig to pid.
