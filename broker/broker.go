@@ -163,6 +163,12 @@ func (b *Broker) open() error {
 		}
 		_ = b.pub.SetLinger(0)
 		_ = b.pub.SetSndhwm(16)
+		// With CURVE the stats stream is encrypted too, and readers are
+		// checked against the client allow-list: whoever may call the
+		// broker may watch it.
+		if err := b.curveServer(b.pub, domainFront); err != nil {
+			return err
+		}
 		if err := b.pub.Bind(b.cfg.Stats); err != nil {
 			return fmt.Errorf("broker: bind stats %s: %w", b.cfg.Stats, err)
 		}

@@ -143,7 +143,7 @@ func TestCurveAuthDeniedPublished(t *testing.T) {
 			cfg.ClientKeys = []string{cli.pub}
 			cfg.WorkerKeys = []string{wrk.pub}
 			b := startBroker(t, cfg)
-			sub := subscribeStats(t, b.StatsEndpoint())
+			sub := subscribeStats(t, b.StatsEndpoint(), server.pub, cli.pub, cli.sec)
 			if first := sub.next(5 * time.Second); first.Totals.AuthDenied != 0 {
 				t.Fatalf("auth_denied %d before anyone tried", first.Totals.AuthDenied)
 			}

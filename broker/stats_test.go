@@ -25,7 +25,10 @@ type statsSub struct {
 	sock *zmq.Socket
 }
 
-func subscribeStats(t testing.TB, ep string) *statsSub {
+// subscribeStats subscribes to ep; curve, when given, is the broker's
+// public key and the reader's key pair (a CURVE broker's stats stream
+// admits listed clients only).
+func subscribeStats(t testing.TB, ep string, curve ...string) *statsSub {
 	t.Helper()
 	ctx, err := zmq.NewContext()
 	if err != nil {
@@ -36,6 +39,11 @@ func subscribeStats(t testing.TB, ep string) *statsSub {
 		t.Fatal(err)
 	}
 	_ = s.SetLinger(0)
+	if len(curve) == 3 {
+		_ = s.SetCurveServerkey(curve[0])
+		_ = s.SetCurvePublickey(curve[1])
+		_ = s.SetCurveSecretkey(curve[2])
+	}
 	_ = s.SetSubscribe("")
 	if err := s.Connect(ep); err != nil {
 		t.Fatal(err)

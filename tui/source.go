@@ -20,6 +20,7 @@ import (
 // picked up without hosetop doing anything.
 type Source struct {
 	ep       string
+	curve    curveKeys
 	now      func() time.Time
 	minStale time.Duration
 	out      chan tea.Msg
@@ -37,14 +38,27 @@ type Source struct {
 // gone; otherwise it is three of its stats intervals.
 const minStale = 3 * time.Second
 
+// SourceOption adjusts NewSource.
+type SourceOption func(*Source)
+
+// curveKeys are a CURVE client's keys; server empty: no CURVE.
+type curveKeys struct{ server, public, secret string }
+
+// WithCurve reads a broker that runs CURVE: server is the broker's public
+// key, public/secret this reader's pair (checked against the broker's
+// client allow-list; empty: a fresh pair). All Z85.
+func WithCurve(server, public, secret string) SourceOption {
+	return func(s *Source) { s.curve = curveKeys{server, public, secret} }
+}
+
 // NewSource connects to the stats endpoint ep (connecting never fails for
 // a broker that is not there yet) and starts reading. now is the clock
 // (nil: time.Now).
-func NewSource(ep string, now func() time.Time) (*Source, error) {
-	return newSource(ep, now, minStale)
+func NewSource(ep string, now func() time.Time, opts ...SourceOption) (*Source, error) {
+	return newSource(ep, now, minStale, opts...)
 }
 
-func newSource(ep string, now func() time.Time, stale time.Duration) (*Source, error) {
+func newSource(ep string, now func() time.Time, stale time.Duration, opts ...SourceOption) (*Source, error) {
 	if now == nil {
 		now = time.Now
 	}
@@ -54,6 +68,9 @@ func newSource(ep string, now func() time.Time, stale time.Duration) (*Source, e
 	}
 	s := &Source{ep: ep, now: now, minStale: stale, out: make(chan tea.Msg, 16), zctx: zctx,
 		quit: make(chan struct{}), done: make(chan struct{})}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.open(); err != nil {
 		if s.sock != nil {
 			s.sock.Close()
@@ -74,6 +91,9 @@ func (s *Source) open() error {
 	_ = s.sock.SetRcvhwm(64)
 	_ = s.sock.SetMaxmsgsize(64 << 20)
 	_ = s.sock.SetReconnectIvlMax(2 * time.Second)
+	if err := s.setCurve(); err != nil {
+		return err
+	}
 	if err := s.sock.SetSubscribe(""); err != nil {
 		return fmt.Errorf("tui: subscribe: %w", err)
 	}
@@ -83,6 +103,30 @@ func (s *Source) open() error {
 	s.waiter = wake.New()
 	s.watch, err = s.waiter.Watch(s.sock)
 	return err
+}
+
+// setCurve makes the socket a CURVE client when WithCurve was given.
+func (s *Source) setCurve() error {
+	k := s.curve
+	if k.server == "" {
+		return nil
+	}
+	if k.public == "" {
+		var err error
+		if k.public, k.secret, err = zmq.NewCurveKeypair(); err != nil {
+			return fmt.Errorf("tui: CURVE key pair: %w", err)
+		}
+	}
+	for _, set := range []func() error{
+		func() error { return s.sock.SetCurveServerkey(k.server) },
+		func() error { return s.sock.SetCurvePublickey(k.public) },
+		func() error { return s.sock.SetCurveSecretkey(k.secret) },
+	} {
+		if err := set(); err != nil {
+			return fmt.Errorf("tui: CURVE: %w", err)
+		}
+	}
+	return nil
 }
 
 // Endpoint is the stats endpoint.

@@ -22,6 +22,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/hose-project/hose/cluster"
+	"github.com/hose-project/hose/internal/curvekey"
 	"github.com/hose-project/hose/internal/demo"
 	"github.com/hose-project/hose/tui"
 )
@@ -65,6 +66,8 @@ type options struct {
 	concurrency   int
 	size          int
 	statsInterval time.Duration
+	curveServer   string
+	curveKey      string
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -81,6 +84,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.concurrency, "concurrency", 1, "demo: jobs each worker runs at once")
 	fs.IntVar(&o.size, "size", 100, "demo: payload size in bytes")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Second, "demo: the broker's stats interval (100ms or more)")
+	fs.StringVar(&o.curveServer, "curve-server-key", "", "a CURVE broker's public `KEY` (Z85, or a .pub file from hose keygen)")
+	fs.StringVar(&o.curveKey, "curve-key", "", "this reader's secret key `FILE`, when the broker has a client allow-list (default: a fresh key pair)")
 }
 
 func main() {
@@ -144,7 +149,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		cfg.Control, cfg.ControlName = c, "hose cluster at "+o.control
 	}
 
-	src, err := tui.NewSource(cfg.Endpoint, nil)
+	server, pub, sec, err := curvekey.Peer(o.curveServer, o.curveKey)
+	if err != nil {
+		fmt.Fprintf(stderr, "hosetop: %v\n", err)
+		return exitUsage
+	}
+	var srcOpts []tui.SourceOption
+	if server != "" {
+		srcOpts = append(srcOpts, tui.WithCurve(server, pub, sec))
+	}
+	src, err := tui.NewSource(cfg.Endpoint, nil, srcOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "hosetop: %v\n", err)
 		return exitUsage
