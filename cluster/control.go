@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,26 @@ type ControlServer struct {
 	once    sync.Once
 }
 
+// localEndpoint reports whether ep can only be reached from this host.
+func localEndpoint(ep string) bool {
+	if strings.HasPrefix(ep, "ipc://") || strings.HasPrefix(ep, "inproc://") {
+		return true
+	}
+	addr, ok := strings.CutPrefix(ep, "tcp://")
+	if !ok {
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // ServeControl binds the control endpoint and serves it until Close.
 func ServeControl(cfg ControlConfig, s Scaler) (*ControlServer, error) {
 	if s == nil {
@@ -116,6 +137,9 @@ func ServeControl(cfg ControlConfig, s Scaler) (*ControlServer, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if !localEndpoint(cfg.Endpoint) {
+		return nil, fmt.Errorf("cluster: control endpoint %s: it has no authentication and starts processes, so it binds to loopback (tcp://127.0.0.1 or [::1]) or ipc:// only", cfg.Endpoint)
 	}
 	zctx, err := zmq.NewContext()
 	if err != nil {

@@ -125,3 +125,26 @@ func mustSupervisor(t testing.TB) *Supervisor {
 	}
 	return s
 }
+
+// TestControlLoopbackOnly: the control endpoint starts processes and has no
+// authentication, so it refuses to listen where other hosts could reach it.
+func TestControlLoopbackOnly(t *testing.T) {
+	s := SupervisorScaler(mustSupervisor(t))
+	for _, ep := range []string{"tcp://0.0.0.0:*", "tcp://10.1.2.3:5558", "tcp://*:5558", "tcp://eth0:5558"} {
+		if srv, err := ServeControl(ControlConfig{Endpoint: ep}, s); err == nil {
+			srv.Close()
+			t.Errorf("%s: accepted", ep)
+		}
+	}
+	for _, ep := range []string{"tcp://127.0.0.1:*", "tcp://[::1]:*", "ipc://" + t.TempDir() + "/ctl"} {
+		srv, err := ServeControl(ControlConfig{Endpoint: ep}, s)
+		if err != nil {
+			if ep == "tcp://[::1]:*" {
+				continue // no IPv6 loopback on this host
+			}
+			t.Errorf("%s: %v", ep, err)
+			continue
+		}
+		srv.Close()
+	}
+}
