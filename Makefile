@@ -25,20 +25,14 @@ test: deps
 	$(MAKE) --no-print-directory fuzz
 	$(MAKE) --no-print-directory chaos
 
-# fuzz runs every fuzz target (func FuzzX in a _test.go file) for
-# FUZZTIME, one at a time (go test -fuzz takes one target a run), from its
-# seed corpus: the protocol targets are seeded from testdata/vectors. A
-# crasher is saved under the package's testdata/fuzz/FuzzX; rerun it with
+# fuzz runs every fuzz target for FUZZTIME from its seed corpus (the
+# protocol targets are seeded from testdata/vectors); see scripts/fuzz.sh.
+# A crasher is saved under the package's testdata/fuzz/FuzzX; rerun it with
 # go test -run 'FuzzX/NAME' ./PKG. Eleven targets at 3s add under a minute.
 FUZZTIME ?= 3s
 
 fuzz:
-	@set -e; for f in $$(git grep -l '^func Fuzz' -- '*_test.go'); do \
-		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
-			echo "fuzz $$t ./$$(dirname $$f) for $(FUZZTIME)"; \
-			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) ./$$(dirname $$f); \
-		done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 # chaos runs the chaos suite (package chaos, build tag chaos): a real broker
 # and worker processes under load, one fault per scenario, and the summary
