@@ -161,7 +161,6 @@ type Client struct {
 	rr      int
 	backlog []*call
 	waiters map[uint64]*pingReq
-	hbMS    uint32 // the heartbeat PINGs promise the broker
 }
 
 // BrokerInfo is a broker's answer to Ping.
@@ -198,7 +197,6 @@ func New(cfg Config) (*Client, error) {
 	c := &Client{
 		cfg: cfg, zctx: zctx, done: make(chan struct{}), start: time.Now(), waiter: wake.New(),
 		pending: make(map[uint64]*call), waiters: make(map[uint64]*pingReq),
-		hbMS: uint32(min(cfg.HeartbeatInterval.Milliseconds(), 1<<32-1)),
 	}
 	fail := func(err error) (*Client, error) {
 		for _, ep := range c.eps {
@@ -333,8 +331,8 @@ type call struct {
 	// owner only
 	id        uint64
 	ep        *endpoint
-	abandoned bool  // the caller left
-	refusal   error // a "shutting down" answer the call is resent after
+	abandoned bool // the caller left
+	refused   bool // a broker answered "shutting down": the call is being resent
 
 	// result
 	res []byte

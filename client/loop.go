@@ -163,8 +163,8 @@ func (c *Client) assign(cl *call, now int64) {
 	if ep == nil {
 		if now-cl.enqueued >= int64(c.cfg.ConnectTimeout) {
 			err := c.goneError()
-			if cl.refusal != nil {
-				err = cl.refusal // no broker took it after a shutdown: say so
+			if cl.refused {
+				err = ErrShuttingDown // no broker took it after a shutdown: say so
 			}
 			c.finish(cl, err)
 			return
@@ -277,7 +277,7 @@ func (c *Client) drain(ep *endpoint, now int64) (answered int) {
 		ep.silent = false
 		switch cmd {
 		case protocol.CmdReply:
-			answered += c.replies(ep, m.Body)
+			answered += c.replies(ep, m.Body, now)
 		case protocol.CmdPong:
 			c.pong(ep, m.Body, now)
 		case protocol.CmdError:
@@ -293,7 +293,7 @@ func (c *Client) drain(ep *endpoint, now int64) (answered int) {
 	return answered
 }
 
-func (c *Client) replies(ep *endpoint, body []byte) (answered int) {
+func (c *Client) replies(ep *endpoint, body []byte, now int64) (answered int) {
 	var r protocol.Reply
 	for len(body) > 0 {
 		var err error
@@ -316,10 +316,8 @@ func (c *Client) replies(ep *endpoint, body []byte) (answered int) {
 			// another broker, or to this one once it is back (a restart),
 			// while time remains; send nothing more here until then.
 			ep.draining = true
-			now := c.now()
 			if now < cl.deadline && !cl.abandoned {
-				cl.id, cl.ep, cl.enqueued = 0, nil, now
-				cl.refusal = ErrShuttingDown
+				cl.id, cl.ep, cl.enqueued, cl.refused = 0, nil, now, true
 				c.backlog = append(c.backlog, cl)
 				continue
 			}
@@ -404,7 +402,8 @@ func (c *Client) events(ep *endpoint, now int64) {
 func (c *Client) ping(ep *endpoint, nonce uint64, now int64) {
 	ep.pingSent = now
 	if ep.connected {
-		_ = zsock.Send(ep.sock, nil, hdrPing, protocol.AppendPing(nil, nonce, c.hbMS), zmq.DONTWAIT)
+		ms := uint32(min(c.cfg.HeartbeatInterval.Milliseconds(), 1<<32-1))
+		_ = zsock.Send(ep.sock, nil, hdrPing, protocol.AppendPing(nil, nonce, ms), zmq.DONTWAIT)
 	}
 }
 

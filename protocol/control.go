@@ -125,7 +125,7 @@ func DecodePong(b []byte) (Pong, error) {
 	return p, r.err
 }
 
-// AppendU64 appends one big-endian u64 (PING nonce, CANCEL ids).
+// AppendU64 appends one big-endian u64 (CANCEL ids).
 func AppendU64(dst []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(dst, v) }
 
 // AppendPing appends a PING body: the nonce and the client's heartbeat
@@ -147,7 +147,7 @@ func DecodePing(b []byte) (nonce uint64, intervalMS uint32) {
 	return nonce, intervalMS
 }
 
-// DecodeU64s calls fn for each u64 of a PING or CANCEL body.
+// DecodeU64s calls fn for each u64 of a CANCEL body.
 func DecodeU64s(b []byte, fn func(uint64)) error {
 	if len(b)%8 != 0 {
 		return ErrShort

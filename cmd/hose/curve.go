@@ -49,14 +49,7 @@ func (c *keygenCmd) run(_ context.Context, e *env, args []string) int {
 		path, key string
 		mode      os.FileMode
 	}{{name + ".key", sec, 0o600}, {name + ".pub", pub, 0o644}} {
-		fh, err := os.OpenFile(f.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, f.mode)
-		if err == nil {
-			_, err = fmt.Fprintln(fh, f.key)
-			if cerr := fh.Close(); err == nil {
-				err = cerr
-			}
-		}
-		if err != nil {
+		if err := curvekey.Write(f.path, f.key, f.mode); err != nil {
 			fmt.Fprintf(e.stderr, "hose keygen: %v\n", err)
 			return exitError
 		}
@@ -64,12 +57,6 @@ func (c *keygenCmd) run(_ context.Context, e *env, args []string) int {
 	fmt.Fprintf(e.stdout, "%s.key (secret) and %s.pub (public: %s)\n", name, name, pub)
 	return exitOK
 }
-
-// readKey and readKeyList read keys given as flags (internal/curvekey).
-var (
-	readKey     = curvekey.Read
-	readKeyList = curvekey.ReadList
-)
 
 // brokerCurveFlags are a broker's CURVE flags (hose broker, hose cluster).
 type brokerCurveFlags struct {
@@ -99,13 +86,13 @@ func (f *brokerCurveFlags) apply(cfg *broker.Config) error {
 		return nil
 	}
 	var err error
-	if cfg.CurveSecretKey, err = readKey(f.secret); err != nil {
+	if cfg.CurveSecretKey, err = curvekey.Read(f.secret); err != nil {
 		return err
 	}
-	if cfg.ClientKeys, err = readKeyList(f.clientKeys); err != nil {
+	if cfg.ClientKeys, err = curvekey.ReadList(f.clientKeys); err != nil {
 		return err
 	}
-	cfg.WorkerKeys, err = readKeyList(f.workerKeys)
+	cfg.WorkerKeys, err = curvekey.ReadList(f.workerKeys)
 	return err
 }
 
@@ -133,19 +120,8 @@ func ownWorkerKey(cfg *broker.Config) (args []string, cleanup func(), err error)
 		return nil, nil, fmt.Errorf("CURVE worker key: %w", err)
 	}
 	cleanup = func() { _ = os.RemoveAll(dir) }
-	path := filepath.Join(dir, "worker_secret.key")
-	if len(path) == 40 {
-		// -curve-key takes any 40 characters as a key literal.
-		path = filepath.Join(dir, "worker.key")
-	}
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err == nil {
-		_, err = fmt.Fprintln(fh, sec)
-		if cerr := fh.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	path := filepath.Join(dir, "worker.key")
+	if err := curvekey.Write(path, sec, 0o600); err != nil {
 		cleanup()
 		return nil, nil, fmt.Errorf("CURVE worker key: %w", err)
 	}

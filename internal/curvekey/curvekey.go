@@ -87,6 +87,20 @@ func ReadList(path string) ([]string, error) {
 	return keys, nil
 }
 
+// Write creates path (it must not exist) holding key and a newline, with
+// the given mode: 0600 for a secret key, 0644 for a public one.
+func Write(path, key string, mode os.FileMode) error {
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(fh, key)
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 // Peer resolves a CURVE client's two flags, the broker's public key (Z85
 // or a file) and this peer's secret key file, into the three keys its
 // Config takes. No server key: no CURVE, all empty. No secret key: empty
