@@ -13,6 +13,7 @@ import (
 
 	"github.com/hose-project/hose/broker"
 	"github.com/hose-project/hose/client"
+	"github.com/hose-project/hose/internal/zsock"
 	"github.com/hose-project/hose/protocol"
 	hstats "github.com/hose-project/hose/stats"
 	"github.com/hose-project/hose/worker"
@@ -40,9 +41,9 @@ func subscribeStats(t testing.TB, ep string, curve ...string) *statsSub {
 	}
 	_ = s.SetLinger(0)
 	if len(curve) == 3 {
-		_ = s.SetCurveServerkey(curve[0])
-		_ = s.SetCurvePublickey(curve[1])
-		_ = s.SetCurveSecretkey(curve[2])
+		if err := zsock.CurveClient(s, curve[0], curve[1], curve[2]); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_ = s.SetSubscribe("")
 	if err := s.Connect(ep); err != nil {

@@ -10,6 +10,7 @@ import (
 	zmq "github.com/pebbe/zmq4"
 
 	"github.com/hose-project/hose/internal/wake"
+	"github.com/hose-project/hose/internal/zsock"
 	"github.com/hose-project/hose/stats"
 )
 
@@ -91,8 +92,10 @@ func (s *Source) open() error {
 	_ = s.sock.SetRcvhwm(64)
 	_ = s.sock.SetMaxmsgsize(64 << 20)
 	_ = s.sock.SetReconnectIvlMax(2 * time.Second)
-	if err := s.setCurve(); err != nil {
-		return err
+	if k := s.curve; k.server != "" {
+		if err := zsock.CurveClient(s.sock, k.server, k.public, k.secret); err != nil {
+			return fmt.Errorf("tui: CURVE: %w", err)
+		}
 	}
 	if err := s.sock.SetSubscribe(""); err != nil {
 		return fmt.Errorf("tui: subscribe: %w", err)
@@ -103,30 +106,6 @@ func (s *Source) open() error {
 	s.waiter = wake.New()
 	s.watch, err = s.waiter.Watch(s.sock)
 	return err
-}
-
-// setCurve makes the socket a CURVE client when WithCurve was given.
-func (s *Source) setCurve() error {
-	k := s.curve
-	if k.server == "" {
-		return nil
-	}
-	if k.public == "" {
-		var err error
-		if k.public, k.secret, err = zmq.NewCurveKeypair(); err != nil {
-			return fmt.Errorf("tui: CURVE key pair: %w", err)
-		}
-	}
-	for _, set := range []func() error{
-		func() error { return s.sock.SetCurveServerkey(k.server) },
-		func() error { return s.sock.SetCurvePublickey(k.public) },
-		func() error { return s.sock.SetCurveSecretkey(k.secret) },
-	} {
-		if err := set(); err != nil {
-			return fmt.Errorf("tui: CURVE: %w", err)
-		}
-	}
-	return nil
 }
 
 // Endpoint is the stats endpoint.
