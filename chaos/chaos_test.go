@@ -142,8 +142,8 @@ func TestClientThatNeverReads(t *testing.T) {
 			at := time.Now()
 			p := testproc.Start(e.t, "noread", testproc.Options{Env: []string{roleEnv + "=noread"}},
 				self, "-frontend", e.frontends[0], "-requests", "20000")
-			waitFor(e.t, 10*time.Second, "the reader-less client to send everything", func() bool {
-				return p.Stdout.String() != "" || p.Exited()
+			testproc.WaitFor(e.t, 10*time.Second, "the reader-less client to send everything", func() (bool, string) {
+				return p.Stdout.String() != "" || p.Exited(), "still sending"
 			})
 			if p.Exited() {
 				e.t.Errorf("the reader-less client exited: %s", p.Stderr.String())

@@ -63,7 +63,7 @@ type env struct {
 	journal   string
 	sup       *cluster.Supervisor
 	workerOut *testproc.Buffer
-	probe     *client.Client // pings, separate from the tracked load's client
+	probes    []*client.Client // one per broker, for pings; not the tracked load's client
 }
 
 func startEnv(t *testing.T, spec clusterSpec) *env {
@@ -89,12 +89,14 @@ func startEnv(t *testing.T, spec clusterSpec) *env {
 		e.backends = append(e.backends, "tcp://"+spec.backendHost+":"+strconv.Itoa(freePort(t, spec.backendHost)))
 		e.brokers = append(e.brokers, nil)
 	}
-	probe, err := client.New(client.Config{Endpoints: e.frontends})
-	if err != nil {
-		t.Fatal(err)
+	for _, fe := range e.frontends {
+		probe, err := client.New(client.Config{Endpoints: []string{fe}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { probe.Close() })
+		e.probes = append(e.probes, probe)
 	}
-	t.Cleanup(func() { probe.Close() })
-	e.probe = probe
 	for i := range e.brokers {
 		e.startBroker(i)
 	}
@@ -160,32 +162,20 @@ func (e *env) startBroker(i int) {
 	args := []string{"broker", "-frontend", e.frontends[i], "-backend", e.backends[i], "-stats=", "-log-level", "warn"}
 	args = append(args, e.spec.brokerFlags...)
 	e.brokers[i] = testproc.Start(e.t, fmt.Sprintf("broker%d", i), testproc.Options{Merge: true}, append([]string{bins.hose}, args...)...)
-	c, err := client.New(client.Config{Endpoints: e.frontends[i : i+1]})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer c.Close()
-	waitFor(e.t, 10*time.Second, "broker answering", func() bool {
+	testproc.WaitFor(e.t, 10*time.Second, "broker answering", func() (bool, string) {
 		if e.brokers[i].Exited() {
 			e.t.Fatalf("broker %d exited: %s", i, e.brokers[i].Stdout.String())
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		defer cancel()
-		_, err := c.Ping(ctx)
-		return err == nil
+		n := e.workers(i)
+		return n >= 0, "no answer to a ping"
 	})
 }
 
 // workers asks broker i how many workers it has (-1: no answer).
 func (e *env) workers(i int) int {
-	c, err := client.New(client.Config{Endpoints: e.frontends[i : i+1]})
-	if err != nil {
-		return -1
-	}
-	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	info, err := c.Ping(ctx)
+	info, err := e.probes[i].Ping(ctx)
 	if err != nil {
 		return -1
 	}
@@ -195,13 +185,13 @@ func (e *env) workers(i int) int {
 // waitWorkers waits until every broker has n workers.
 func (e *env) waitWorkers(n int, limit time.Duration) {
 	e.t.Helper()
-	waitFor(e.t, limit, fmt.Sprintf("%d workers", n), func() bool {
+	testproc.WaitFor(e.t, limit, fmt.Sprintf("%d workers", n), func() (bool, string) {
 		for i := range e.brokers {
-			if e.workers(i) != n {
-				return false
+			if got := e.workers(i); got != n {
+				return false, fmt.Sprintf("broker %d has %d", i, got)
 			}
 		}
-		return true
+		return true, ""
 	})
 }
 
@@ -215,17 +205,6 @@ func (e *env) workerPID(slot int) int {
 	}
 	e.t.Fatalf("no worker running in slot %d", slot)
 	return 0
-}
-
-func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // tracker is the load's Executor: it gives every request a unique id in
