@@ -128,19 +128,3 @@ func ownWorkerKey(cfg *broker.Config) (args []string, cleanup func(), err error)
 	cfg.WorkerKeys = append(append([]string(nil), cfg.WorkerKeys...), pub)
 	return []string{"-curve-server-key", serverPub, "-curve-key", path}, cleanup, nil
 }
-
-// peerCurveFlags are a CURVE client's flags (worker, exec, ping).
-type peerCurveFlags struct {
-	serverKey string
-	key       string
-}
-
-func (f *peerCurveFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.serverKey, "curve-server-key", "", "the broker's CURVE public `KEY` (Z85, or a .pub file): encrypt and authenticate the broker")
-	fs.StringVar(&f.key, "curve-key", "", "this peer's secret key `FILE` (from hose keygen) when the broker has an allow-list (default: a fresh key pair)")
-}
-
-// keys resolves the flags into server key, public key and secret key.
-func (f *peerCurveFlags) keys() (server, pub, sec string, err error) {
-	return curvekey.Peer(f.serverKey, f.key)
-}

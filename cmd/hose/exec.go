@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hose-project/hose/client"
+	"github.com/hose-project/hose/internal/curvekey"
 )
 
 const execUsage = `Usage: hose exec [flags] [DATA]
@@ -41,7 +42,7 @@ type execCmd struct {
 	headers        kvList
 	idempotent     bool
 	maxPayload     byteSize
-	curve          peerCurveFlags
+	curve          curvekey.PeerFlags
 }
 
 func (c *execCmd) register(fs *flag.FlagSet) {
@@ -54,7 +55,7 @@ func (c *execCmd) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.idempotent, "idempotent", false, "let the broker run the job again elsewhere if its worker is lost")
 	c.maxPayload = byteSize(d.MaxPayload)
 	fs.Var(&c.maxPayload, "max-payload", "largest payload to send: a `SIZE` in bytes or with KiB, MiB or GiB")
-	c.curve.register(fs)
+	c.curve.Register(fs)
 	c.log.register(fs)
 }
 
@@ -79,7 +80,7 @@ func (c *execCmd) run(ctx context.Context, e *env, args []string) int {
 			return exitError
 		}
 	}
-	server, pub, sec, err := c.curve.keys()
+	server, pub, sec, err := c.curve.Keys()
 	if err != nil {
 		return usageError(e, "exec", "%v", err)
 	}

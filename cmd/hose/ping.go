@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hose-project/hose/client"
+	"github.com/hose-project/hose/internal/curvekey"
 )
 
 const pingUsage = `Usage: hose ping [flags]
@@ -31,7 +32,7 @@ type pingCmd struct {
 	timeout        time.Duration
 	json           bool
 	allowNoWorkers bool
-	curve          peerCurveFlags
+	curve          curvekey.PeerFlags
 }
 
 func (c *pingCmd) register(fs *flag.FlagSet) {
@@ -39,7 +40,7 @@ func (c *pingCmd) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.timeout, "timeout", 2*time.Second, "how long to wait for the answer")
 	fs.BoolVar(&c.json, "json", false, "print one JSON object")
 	fs.BoolVar(&c.allowNoWorkers, "allow-no-workers", false, "report a broker without workers as healthy")
-	c.curve.register(fs)
+	c.curve.Register(fs)
 	c.log.register(fs)
 }
 
@@ -71,7 +72,7 @@ func (c *pingCmd) run(ctx context.Context, e *env, args []string) int {
 	if c.timeout <= 0 {
 		return usageError(e, "ping", "-timeout %v: want a positive duration", c.timeout)
 	}
-	server, pub, sec, err := c.curve.keys()
+	server, pub, sec, err := c.curve.Keys()
 	if err != nil {
 		return usageError(e, "ping", "%v", err)
 	}

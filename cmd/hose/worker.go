@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hose-project/hose/handlers"
+	"github.com/hose-project/hose/internal/curvekey"
 	"github.com/hose-project/hose/worker"
 )
 
@@ -182,7 +183,7 @@ func (l *backendList) Set(v string) error {
 type workerCmd struct {
 	log          logFlags
 	worker       workerFlags
-	curve        peerCurveFlags
+	curve        curvekey.PeerFlags
 	backends     backendList
 	hwm          int
 	drainTimeout time.Duration
@@ -193,7 +194,7 @@ func (c *workerCmd) register(fs *flag.FlagSet) {
 	fs.Var(&c.backends, "backend", "the broker's backend `ENDPOINT`; several brokers: a comma-separated list, or repeat the flag")
 	fs.IntVar(&c.hwm, "hwm", worker.DefaultHWM, "ZeroMQ send and receive high-water mark of each broker connection, in `MESSAGES` (at least concurrency + prefetch + 16)")
 	c.worker.register(fs)
-	c.curve.register(fs)
+	c.curve.Register(fs)
 	fs.DurationVar(&c.drainTimeout, "drain-timeout", 30*time.Second, "on SIGINT/SIGTERM or retirement, how long held jobs get to finish")
 	c.log.register(fs)
 }
@@ -214,7 +215,7 @@ func (c *workerCmd) run(ctx context.Context, e *env, args []string) int {
 	cfg := c.worker.config(c.backends.eps[0], c.drainTimeout, log)
 	cfg.Backends = c.backends.eps
 	cfg.HWM = c.hwm
-	if cfg.CurveServerKey, cfg.CurvePublicKey, cfg.CurveSecretKey, err = c.curve.keys(); err != nil {
+	if cfg.CurveServerKey, cfg.CurvePublicKey, cfg.CurveSecretKey, err = c.curve.Keys(); err != nil {
 		return usageError(e, "worker", "%v", err)
 	}
 	w, err := worker.New(cfg, spec.Handler())

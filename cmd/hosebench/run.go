@@ -183,7 +183,7 @@ func parseFlags(args []string) (cfg loadgen.Config, opts options, usage func(io.
 	d := loadgen.DefaultConfig()
 	var (
 		rates, workers, job, broker, slo string
-		curveServer, curveKey            string
+		curve                            curvekey.PeerFlags
 		arrival                          string
 		warmup                           time.Duration
 	)
@@ -206,8 +206,7 @@ func parseFlags(args []string) (cfg loadgen.Config, opts options, usage func(io.
 	fs.IntVar(&cfg.Concurrency, "concurrency", d.Concurrency, "closed-loop callers (with -rate max)")
 	fs.DurationVar(&cfg.Timeout, "timeout", d.Timeout, "per-request timeout")
 	fs.StringVar(&broker, "broker", "", "`endpoints` of a live broker's frontend, comma-separated (default: an embedded cluster)")
-	fs.StringVar(&curveServer, "curve-server-key", "", "with -broker: the broker's CURVE public `KEY` (Z85, or a .pub file from hose keygen)")
-	fs.StringVar(&curveKey, "curve-key", "", "with -broker: this client's secret key `FILE` when the broker has a client allow-list (default: a fresh key pair)")
+	curve.Register(fs)
 	fs.StringVar(&cfg.Service, "service", "", "service to send jobs to (default: the default service)")
 	fs.StringVar(&workers, "workers", "2", "embedded cluster: worker `counts`, comma-separated (one run each)")
 	fs.IntVar(&cfg.WorkerConcurrency, "worker-concurrency", 0, "embedded cluster: jobs each worker runs at once (default GOMAXPROCS)")
@@ -251,10 +250,10 @@ func parseFlags(args []string) (cfg loadgen.Config, opts options, usage func(io.
 			return cfg, opts, usage, errors.New("-workers and -worker-concurrency configure the embedded cluster; a live cluster (-broker) has the workers it was started with")
 		}
 		cfg.Workers = nil
-		if cfg.CurveServerKey, cfg.CurvePublicKey, cfg.CurveSecretKey, err = curvekey.Peer(curveServer, curveKey); err != nil {
+		if cfg.CurveServerKey, cfg.CurvePublicKey, cfg.CurveSecretKey, err = curve.Keys(); err != nil {
 			return cfg, opts, usage, err
 		}
-	} else if curveServer != "" || curveKey != "" {
+	} else if curve.Set() {
 		return cfg, opts, usage, errors.New("-curve-server-key and -curve-key need -broker: the embedded cluster listens on loopback only")
 	} else if cfg.Workers, err = parseInts(workers); err != nil {
 		return cfg, opts, usage, fmt.Errorf("-workers: %w", err)

@@ -66,8 +66,7 @@ type options struct {
 	concurrency   int
 	size          int
 	statsInterval time.Duration
-	curveServer   string
-	curveKey      string
+	curve         curvekey.PeerFlags
 }
 
 func (o *options) register(fs *flag.FlagSet) {
@@ -84,8 +83,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.concurrency, "concurrency", 1, "demo: jobs each worker runs at once")
 	fs.IntVar(&o.size, "size", 100, "demo: payload size in bytes")
 	fs.DurationVar(&o.statsInterval, "stats-interval", time.Second, "demo: the broker's stats interval (100ms or more)")
-	fs.StringVar(&o.curveServer, "curve-server-key", "", "a CURVE broker's public `KEY` (Z85, or a .pub file from hose keygen)")
-	fs.StringVar(&o.curveKey, "curve-key", "", "this reader's secret key `FILE`, when the broker has a client allow-list (default: a fresh key pair)")
+	o.curve.Register(fs)
 }
 
 func main() {
@@ -149,7 +147,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		cfg.Control, cfg.ControlName = c, "hose cluster at "+o.control
 	}
 
-	server, pub, sec, err := curvekey.Peer(o.curveServer, o.curveKey)
+	server, pub, sec, err := o.curve.Keys()
 	if err != nil {
 		fmt.Fprintf(stderr, "hosetop: %v\n", err)
 		return exitUsage

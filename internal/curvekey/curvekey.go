@@ -3,6 +3,7 @@
 package curvekey
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,3 +126,23 @@ func Peer(serverKey, keyFile string) (server, pub, sec string, err error) {
 	}
 	return server, pub, sec, nil
 }
+
+// PeerFlags are a CURVE client's two flags, -curve-server-key and
+// -curve-key, as hose worker, exec and ping, hosebench and hosetop take
+// them.
+type PeerFlags struct {
+	ServerKey string // the broker's public key, Z85 or a file
+	Key       string // this peer's secret key file
+}
+
+// Register adds the two flags to fs.
+func (f *PeerFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.ServerKey, "curve-server-key", "", "the broker's CURVE public `KEY` (Z85, or a .pub file from hose keygen): encrypt and authenticate the broker")
+	fs.StringVar(&f.Key, "curve-key", "", "this peer's secret key `FILE` (from hose keygen) when the broker has an allow-list (default: a fresh key pair)")
+}
+
+// Set reports whether either flag was given.
+func (f *PeerFlags) Set() bool { return f.ServerKey != "" || f.Key != "" }
+
+// Keys resolves the flags (see Peer).
+func (f *PeerFlags) Keys() (server, pub, sec string, err error) { return Peer(f.ServerKey, f.Key) }
