@@ -207,7 +207,7 @@ func (c *ControlServer) serve() {
 				c.waiter.Awake()
 				return
 			}
-			c.waiter.Wait(100 * time.Millisecond)
+			c.waiter.Wait(time.Hour)
 			continue
 		}
 		parts, err := c.sock.RecvMessageBytes(zmq.DONTWAIT)
